@@ -1,0 +1,1 @@
+"""Assets: source tables (external), rollups."""

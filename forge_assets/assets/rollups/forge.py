@@ -1,0 +1,98 @@
+"""Forge automation controller rollups: the seed's diagnostic queries, kept as daily history."""
+
+from forge_assets.assets.rollups.columns import flag, integer, real, text
+from forge_assets.assets.rollups.spec import RollupSpec
+
+SPECS = (
+    RollupSpec(
+        name="job_duration_by_template",
+        source="forge",
+        description="Jobs per day, organization and job template: runs by status, and avg/p50/p95/max elapsed "
+        "seconds and total job-seconds over finished jobs (the seed's 'Longest jobs by template', kept daily).",
+        reads=("main_job", "main_jobtemplate", "main_organization"),
+        columns=(
+            integer("organization_id", "organization of the job"),
+            text("organization_name", "organization name"),
+            integer("job_template_id", "job template (NULL for jobs without one)"),
+            text("job_template_name", "job template name"),
+            integer("runs", "jobs created this day"),
+            integer("runs_successful", "status successful"),
+            integer("runs_failed", "status failed"),
+            integer("runs_error", "status error"),
+            integer("runs_canceled", "status canceled"),
+            integer("runs_unfinished", "status new, pending, waiting or running"),
+            integer("runs_other_status", "any status outside Forge's set (a data-quality finding)"),
+            integer("finished_runs", "jobs with a finish time: the population of the duration columns"),
+            real("avg_elapsed_s", "mean elapsed seconds"),
+            real("p50_elapsed_s", "median elapsed seconds"),
+            real("p95_elapsed_s", "95th percentile of elapsed seconds"),
+            real("max_elapsed_s", "longest elapsed seconds"),
+            real("total_job_seconds", "sum of elapsed seconds"),
+        ),
+        plots={"runs": "runs", "failed_runs": "runs_failed", "job_seconds": "total_job_seconds"},
+    ),
+    RollupSpec(
+        name="job_status_counts",
+        source="forge",
+        description="Jobs per day, status and launch type (the seed's 'Jobs by status', kept daily).",
+        reads=("main_job",),
+        columns=(
+            text("status", "job status"),
+            text("launch_type", "manual, scheduled, workflow, webhook, relaunch, ..."),
+            integer("jobs", "jobs created this day"),
+            integer("finished_jobs", "of which have finished"),
+        ),
+        plots={"jobs": "jobs"},
+    ),
+    RollupSpec(
+        name="failing_hosts",
+        source="forge",
+        description="Hosts with a failed or unreachable run on the day (from job host summaries), the host's "
+        "current has_active_failures, and how many days in a row it has been failing.",
+        reads=("main_jobhostsummary", "main_job", "main_host", "main_inventory"),
+        columns=(
+            integer("host_id", "host"),
+            text("host_name", "host name"),
+            integer("inventory_id", "inventory of the host"),
+            text("inventory_name", "inventory name"),
+            integer("runs", "job runs on the host this day"),
+            integer("ok_runs", "runs without failures or unreachable tasks"),
+            integer("failed_runs", "runs with at least one failed task"),
+            integer("unreachable_runs", "runs where the host was unreachable"),
+            flag("has_active_failures", "the host's flag when the rollup ran"),
+            integer("consecutive_failing_days", "days in a row ending this day with a failed run (0: not failing "
+                    "this day; looks back at most 90 days)"),
+        ),
+        plots={"failed_runs": "failed_runs"},
+    ),
+    RollupSpec(
+        name="tenant_usage",
+        source="forge",
+        description="Per day and organization: launches, job-seconds, distinct hosts, peak concurrent jobs, quota "
+        "decisions allowed/blocked by kind, and utilization of the tenant_max_* limits.",
+        reads=("main_job", "main_jobhostsummary", "main_tenantquotaevent", "main_organization"),
+        columns=(
+            integer("organization_id", "organization (every organization, every day)"),
+            text("organization_name", "organization name"),
+            integer("launches", "jobs created this day"),
+            real("job_seconds", "elapsed seconds of the finished ones"),
+            integer("distinct_hosts", "hosts the day's jobs ran on"),
+            integer("peak_concurrent_jobs", "most jobs running at one instant during the day"),
+            integer("quota_allowed_concurrent_jobs", "launches allowed by the concurrent-jobs quota"),
+            integer("quota_blocked_concurrent_jobs", "launches blocked by the concurrent-jobs quota"),
+            integer("quota_allowed_daily_launches", "launches allowed by the daily-launches quota"),
+            integer("quota_blocked_daily_launches", "launches blocked by the daily-launches quota"),
+            integer("quota_allowed_hosts", "launches allowed by the hosts quota"),
+            integer("quota_blocked_hosts", "launches blocked by the hosts quota"),
+            integer("quota_allowed_storage_mb", "launches allowed by the storage quota"),
+            integer("quota_blocked_storage_mb", "launches blocked by the storage quota"),
+            integer("tenant_max_daily_launches", "limit, NULL when none"),
+            integer("tenant_max_concurrent_jobs", "limit, NULL when none"),
+            integer("tenant_max_hosts", "limit, NULL when none"),
+            real("daily_launch_utilization", "launches / tenant_max_daily_launches"),
+            real("concurrency_utilization", "peak_concurrent_jobs / tenant_max_concurrent_jobs"),
+            real("host_utilization", "distinct_hosts / tenant_max_hosts"),
+        ),
+        plots={"launches": "launches", "blocked_launches": "quota_blocked_daily_launches"},
+    ),
+)

@@ -1,0 +1,89 @@
+"""What a rollup is, and how one is computed: one SQL file, run in PostgreSQL over a window of whole UTC
+days, returning only aggregated rows, split into one Arrow table per day. No Dagster here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from forge_assets.sql_files import sql_root
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+class RollupSchemaError(RuntimeError):
+    """A rollup query returned columns other than the ones its spec declares."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a rollup's Parquet files."""
+
+    name: str
+    type: pa.DataType
+    description: str
+
+
+@dataclass(frozen=True)
+class RollupSpec:
+    """A rollup: its source, the tables it reads, its columns (in file order) and the values the UI plots.
+
+    The SQL file `sql/rollups/<name>.sql` takes `%(start)s` and `%(end)s` (timestamptz, a window of whole
+    UTC days) and returns a `day` column (date) followed by `columns`, in that order.
+    """
+
+    name: str
+    source: str
+    description: str
+    reads: tuple[str, ...]
+    columns: tuple[Column, ...]
+    plots: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of each day's file."""
+        return pa.schema([pa.field(c.name, c.type) for c in self.columns])
+
+    @property
+    def query(self) -> str:
+        """The SQL text of this rollup."""
+        return (sql_root() / "rollups" / f"{self.name}.sql").read_text(encoding="utf-8")
+
+
+def day_window(first_day: date, last_day: date) -> tuple[datetime, datetime]:
+    """The half-open UTC interval [first_day 00:00, last_day + 1 00:00)."""
+    start = datetime.combine(first_day, time(0), tzinfo=timezone.utc)
+    end = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+    return start, end
+
+
+def compute_rollup(conn: psycopg.Connection, spec: RollupSpec, first_day: date, last_day: date) -> dict[date, pa.Table]:
+    """Run the rollup for every day in [first_day, last_day] in one query; return one table per day.
+
+    Days without source rows map to an empty table with the declared schema, so that BI readers of the
+    lake always find a file with the right columns.
+    """
+    start, end = day_window(first_day, last_day)
+    with conn.cursor() as cursor:
+        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+        cursor.execute(spec.query, {"start": start, "end": end})
+        names = [d.name for d in cursor.description]
+        rows = cursor.fetchall()
+    expected = ["day", *(c.name for c in spec.columns)]
+    if names != expected:
+        raise RollupSchemaError(f"rollup {spec.name} returned columns {names}, expected {expected}")
+    days = pa.array([r[0] for r in rows], pa.date32())
+    table = pa.table(
+        {c.name: pa.array([r[i] for r in rows], c.type) for i, c in enumerate(spec.columns, start=1)},
+        schema=spec.schema,
+    )
+    result = {}
+    day = first_day
+    while day <= last_day:
+        result[day] = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+        day += timedelta(days=1)
+    return result

@@ -1,0 +1,16 @@
+"""The operational tables forge_assets reads, as external assets: visible in lineage, never materialized."""
+
+from dagster import AssetSpec
+
+from forge_assets.assets.rollups import source_table_key
+from forge_assets.assets.rollups.catalog import ROLLUPS
+
+SOURCE_TABLES: list[AssetSpec] = [
+    AssetSpec(
+        key=source_table_key(source, table),
+        group_name=f"{source}_source",
+        kinds={"postgres"},
+        description=f"{table} in the {source} database; the {source} application owns and writes it.",
+    )
+    for source, table in sorted({(spec.source, table) for spec in ROLLUPS for table in spec.reads})
+]

@@ -1,0 +1,165 @@
+"""forge-assets: the command line (migrate, seed, demo, dev, server)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
+from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
+from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
+from forge_assets.resources.embedded import stop_embedded_server
+from forge_assets.seed import SeedError, seed_sources
+from forge_assets.seed.common import SeedPlan
+
+_KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError)
+DEMO_DAYS = 100
+
+
+def _positive_int(limit: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not 1 <= value <= limit:
+            raise argparse.ArgumentTypeError(f"must be between 1 and {limit} (got {value})")
+        return value
+
+    return parse
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 100 (got {value})")
+    return value
+
+
+def _anchor(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forge-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    m = commands.add_parser("migrate", help="apply pending migrations to the source databases")
+    m.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")
+    m.add_argument("--own-only", action="store_true",
+                   help=f"apply only forge_assets' own {OWN_SCHEMA} schema (for real, application-owned sources)")
+
+    s = commands.add_parser("seed", help="load realistic, deterministic data into the stand-in databases")
+    _seed_options(s, default_days=30)
+    s.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")
+    s.add_argument("--reset", action="store_true", help="replace data already in the stand-in databases")
+
+    d = commands.add_parser("demo", help="start PostgreSQL, migrate, seed, materialize everything, summarise")
+    _seed_options(d, default_days=DEMO_DAYS)
+
+    commands.add_parser("dev", help="open the Dagster UI (webserver and daemon) on this project")
+
+    server = commands.add_parser("server", help="the embedded PostgreSQL server under FORGE_HOME")
+    server.add_argument("action", choices=["start", "stop", "status"])
+    return parser
+
+
+def _seed_options(parser: argparse.ArgumentParser, default_days: int) -> None:
+    parser.add_argument("--days", type=_positive_int(3650), default=default_days,
+                        help=f"whole UTC days of history up to now (default {default_days})")
+    parser.add_argument("--scale", type=_scale, default=1.0, help="volume multiplier (default 1)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed: same seed and anchor, same data")
+    parser.add_argument("--anchor", type=_anchor, default=None, help="end of the history (default: now)")
+    parser.add_argument("--dirty", action="store_true", help="inject the documented constraint violations")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `forge-assets` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return COMMANDS[args.command](settings, args) or 0
+    except _KNOWN_ERRORS as exc:
+        print(f"forge-assets: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_migrations(settings: Settings, sources: tuple[str, ...], own_only: bool = False) -> None:
+    """Create missing default databases, then apply pending migrations to each source; print what ran."""
+    created = ensure_source_databases(settings, sources)
+    for name in created:
+        print(f"created database {name}")
+    for source in sources:
+        schemas = [OWN_SCHEMA] if own_only else [source, OWN_SCHEMA]
+        with source_connection(settings, source, autocommit=True) as conn:
+            applied = migrate(conn, schemas)
+        print(f"{source}: " + (", ".join(m.label for m in applied) if applied else "up to date"))
+
+
+def _migrate(settings: Settings, args) -> None:
+    run_migrations(settings, tuple(args.source or SOURCES), args.own_only)
+
+
+def _plan(args) -> SeedPlan:
+    anchor = args.anchor or datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    return SeedPlan(days=args.days, scale=args.scale, seed=args.seed, anchor=anchor, dirty=args.dirty)
+
+
+def _seed(settings: Settings, args) -> None:
+    plan = _plan(args)
+    print(f"seeding {plan.days} days up to {plan.anchor.isoformat()} (scale {plan.scale}, seed {plan.seed}"
+          f"{', dirty' if plan.dirty else ''})")
+    for report in seed_sources(settings, plan, tuple(args.source or SOURCES), reset=args.reset):
+        print(f"\n{report.source}: {sum(report.counts.values()):,} rows in {report.seconds:.1f} s")
+        for table, count in report.counts.items():
+            print(f"  {table:40s} {count:>12,}")
+
+
+def _demo(settings: Settings, args) -> None:
+    from forge_assets.demo import run_demo
+
+    run_demo(settings, _plan(args))
+
+
+def _dev(settings: Settings, args) -> None:
+    from forge_assets.demo import dagster_environment
+
+    if settings.embedded:
+        server_conninfo(settings)  # start it once, before the webserver and daemon both try
+    env = dagster_environment(settings)
+    print(f"Dagster home: {env['DAGSTER_HOME']}")
+    os.execvpe("dagster", ["dagster", "dev", "-m", "forge_assets.definitions"], env)
+
+
+def _server(settings: Settings, args) -> None:
+    if not settings.embedded and args.action != "status":
+        raise ConfigError("FORGE_PG_URL (or every FORGE_<SOURCE>_URL) is set: there is no embedded server to manage")
+    if args.action == "start":
+        print(f"embedded PostgreSQL running: {describe(server_conninfo(settings))}")
+    elif args.action == "stop":
+        print("stopped" if stop_embedded_server(settings.pgdata) else "not running")
+    else:
+        for source in SOURCES:
+            started = time.perf_counter()
+            try:
+                with source_connection(settings, source) as conn:
+                    version = conn.execute("SHOW server_version").fetchone()[0]
+                print(f"{source}: PostgreSQL {version}, answered in {time.perf_counter() - started:.2f} s")
+            except DatabaseUnavailable as exc:
+                print(f"{source}: {exc}")
+
+
+COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server}
+
+if __name__ == "__main__":
+    sys.exit(main())

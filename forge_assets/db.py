@@ -1,0 +1,92 @@
+"""Where each source database lives, how to reach it, and how to name it in messages without secrets."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from forge_assets.config import SOURCES, Settings, check_source
+from forge_assets.resources.embedded import ensure_embedded_server
+
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]*(?P<tail>@)", re.IGNORECASE)
+_PASSWORD_IN_KV = re.compile(r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """A source database cannot be reached; the message names it without its password."""
+
+
+def redact(text: str) -> str:
+    """Remove passwords from connection URLs and key=value conninfo strings inside `text`."""
+    text = _PASSWORD_IN_URL.sub(r"\g<head>***\g<tail>", text)
+    return _PASSWORD_IN_KV.sub(r"\g<head>***", text)
+
+
+def describe(conninfo: str) -> str:
+    """A short, password-free description of a conninfo: user@host/dbname."""
+    params = conninfo_to_dict(conninfo)
+    host = params.get("host") or "localhost"
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"{params.get('user', '')}@{host}{port}/{params.get('dbname', '')}"
+
+
+def server_conninfo(settings: Settings) -> str:
+    """The shared server: FORGE_PG_URL, or the embedded server (started when needed)."""
+    if settings.server_url is not None:
+        return make_conninfo(settings.server_url)
+    return make_conninfo(ensure_embedded_server(settings.pgdata))
+
+
+def source_conninfo(settings: Settings, source: str) -> str:
+    """Connection string of one source's database: FORGE_<SOURCE>_URL, else its database on the shared server."""
+    check_source(source)
+    if source in settings.source_urls:
+        return make_conninfo(settings.source_urls[source])
+    return make_conninfo(server_conninfo(settings), dbname=settings.database_name(source))
+
+
+def connect(conninfo: str, **kwargs) -> psycopg.Connection:
+    """Open a connection, turning connection failures into DatabaseUnavailable with a redacted message."""
+    try:
+        return psycopg.connect(conninfo, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to {describe(conninfo)}: {redact(str(exc)).strip()}") from None
+
+
+def ensure_source_databases(settings: Settings, sources: tuple[str, ...] = SOURCES) -> list[str]:
+    """Create the missing default databases of `sources` on the shared server; return the names created.
+
+    Sources with their own FORGE_<SOURCE>_URL are left alone: their database is someone else's to create.
+    """
+    wanted = [settings.database_name(s) for s in sources if s not in settings.source_urls]
+    if not wanted:
+        return []
+    created = []
+    with connect(server_conninfo(settings), autocommit=True) as conn:
+        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        for name in wanted:
+            if name not in existing:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                created.append(name)
+    return created
+
+
+def drop_source_databases(settings: Settings) -> None:
+    """Drop the default databases of every source on the shared server (tests and `clean` only)."""
+    with connect(server_conninfo(settings), autocommit=True) as conn:
+        for source in SOURCES:
+            if source not in settings.source_urls:
+                name = sql.Identifier(settings.database_name(source))
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+@contextmanager
+def source_connection(settings: Settings, source: str, **kwargs) -> Iterator[psycopg.Connection]:
+    """A connection to one source database, closed on exit."""
+    with connect(source_conninfo(settings, source), **kwargs) as conn:
+        yield conn

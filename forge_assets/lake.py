@@ -1,0 +1,55 @@
+"""Writing Parquet into the lake: paths that cannot escape the root, and atomic, durable replacement."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "row_group_size": 131_072}
+
+
+class LakePathError(ValueError):
+    """A lake path would leave the lake root."""
+
+
+def lake_path(root: Path, *parts: str) -> Path:
+    """`root/part/...`, refusing parts that are empty, absolute, or climb out of the root."""
+    root = Path(root).resolve()
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
+            raise LakePathError(f"invalid lake path component {part!r}")
+    path = root.joinpath(*parts).resolve()
+    if not path.is_relative_to(root):
+        raise LakePathError(f"{path} is outside the lake root {root}")
+    return path
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename inside `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> int:
+    """Write `table` to `path` via a temporary file, fsync and rename; return the file's size in bytes.
+
+    Readers see either the previous file or the complete new one, never a partial file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, temporary, **PARQUET_OPTIONS)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_directory(path.parent)
+    return path.stat().st_size

@@ -1,0 +1,1 @@
+"""Dagster resources: source PostgreSQL connections and the Parquet lake."""
