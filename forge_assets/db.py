@@ -35,19 +35,24 @@ def describe(conninfo: str) -> str:
     return f"{params.get('user', '')}@{host}{port}/{params.get('dbname', '')}"
 
 
+def normalized(conninfo: str, **overrides: str) -> str:
+    """A URL or key=value conninfo as key=value text, with `overrides` applied."""
+    return make_conninfo("", **{**conninfo_to_dict(conninfo), **overrides})
+
+
 def server_conninfo(settings: Settings) -> str:
     """The shared server: FORGE_PG_URL, or the embedded server (started when needed)."""
     if settings.server_url is not None:
-        return make_conninfo(settings.server_url)
-    return make_conninfo(ensure_embedded_server(settings.pgdata))
+        return normalized(settings.server_url)
+    return normalized(ensure_embedded_server(settings.pgdata))
 
 
 def source_conninfo(settings: Settings, source: str) -> str:
     """Connection string of one source's database: FORGE_<SOURCE>_URL, else its database on the shared server."""
     check_source(source)
     if source in settings.source_urls:
-        return make_conninfo(settings.source_urls[source])
-    return make_conninfo(server_conninfo(settings), dbname=settings.database_name(source))
+        return normalized(settings.source_urls[source])
+    return normalized(server_conninfo(settings), dbname=settings.database_name(source))
 
 
 def connect(conninfo: str, **kwargs) -> psycopg.Connection:

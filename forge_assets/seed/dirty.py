@@ -1,7 +1,9 @@
 """The documented set of constraint violations `forge-assets seed --dirty` injects.
 
 Each violation names the data-quality rule it breaks and how many rows break it, so that the checks
-can be shown to fail exactly where, and by exactly as much as, intended. Statements touch disjoint rows.
+can be shown to fail exactly where, and by exactly as much as, intended. The statements, applied in
+order, touch disjoint rows that exist at any scale: e.g. the first three successful jobs get an unknown
+status, then the next two (still successful) finish before they start, and the last one moves to the future.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ VIOLATIONS: tuple[Violation, ...] = (
               "(SELECT id FROM main_job WHERE status = 'successful' ORDER BY id LIMIT 3)"),
     Violation("forge", "main_job.finished >= main_job.started", 2,
               "UPDATE main_job SET finished = started - interval '5 minutes' WHERE id IN "
-              "(SELECT id FROM main_job WHERE status = 'failed' ORDER BY id LIMIT 2)"),
+              "(SELECT id FROM main_job WHERE status = 'successful' ORDER BY id LIMIT 2)"),
     Violation("forge", "main_job.created not in the future", 1,
               "UPDATE main_job SET created = now() + interval '2 days' WHERE id IN "
-              "(SELECT id FROM main_job WHERE status = 'canceled' ORDER BY id LIMIT 1)"),
+              "(SELECT id FROM main_job WHERE status = 'successful' ORDER BY id DESC LIMIT 1)"),
     Violation("forge", "main_jobevent.job_id references main_job", 5,
               "INSERT INTO main_jobevent (created, modified, job_created, job_id, event, counter) "
               "SELECT now() - interval '1 day', now() - interval '1 day', now() - interval '1 day', 999999, "
@@ -43,7 +45,7 @@ VIOLATIONS: tuple[Violation, ...] = (
               "(SELECT id FROM container_metrics ORDER BY timestamp, id LIMIT 4)"),
     Violation("goforge", "deployments.finished_at >= deployments.started_at", 2,
               "UPDATE deployments SET finished_at = started_at - interval '1 minute' WHERE id IN "
-              "(SELECT id FROM deployments WHERE status = 'failed' ORDER BY created_at, id LIMIT 2)"),
+              "(SELECT id FROM deployments WHERE finished_at IS NOT NULL ORDER BY created_at, id LIMIT 2)"),
     Violation("goforge", "containers.docker_id is unique", 2,
               "UPDATE containers SET docker_id = (SELECT min(docker_id) FROM containers) WHERE id IN "
               "(SELECT id FROM containers WHERE docker_id <> (SELECT min(docker_id) FROM containers) "
@@ -52,10 +54,10 @@ VIOLATIONS: tuple[Violation, ...] = (
               "UPDATE metrics SET value = -5 WHERE id IN (SELECT id FROM metrics ORDER BY id LIMIT 3)"),
     Violation("pulse", "fleet_alert.severity in the allowed set", 3,
               "UPDATE fleet_alert SET severity = 'urgent' WHERE id IN "
-              "(SELECT id FROM fleet_alert WHERE status = 'CLOSED' ORDER BY id LIMIT 3)"),
+              "(SELECT id FROM fleet_alert ORDER BY id LIMIT 3)"),
     Violation("pulse", "fleet_alert.status in the allowed set", 2,
               "UPDATE fleet_alert SET status = 'RESOLVED' WHERE id IN "
-              "(SELECT id FROM fleet_alert WHERE status = 'ACKNOWLEDGED' ORDER BY id LIMIT 2)"),
+              "(SELECT id FROM fleet_alert ORDER BY id DESC LIMIT 2)"),
     Violation("pulse", "telemetry battery_pct between 0 and 100", 4,
               "UPDATE telemetry SET metrics = jsonb_set(metrics, '{battery_pct}', '140') "
               "WHERE (device_id, time) IN (SELECT device_id, time FROM telemetry ORDER BY time, device_id LIMIT 4)"),

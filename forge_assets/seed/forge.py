@@ -59,14 +59,16 @@ TASKS = np.array(
     dtype=object,
 )
 ORGANIZATIONS = [
-    # name, daily launch limit, concurrent job limit, host limit (None: not a tenant with limits)
+    # name, daily launch limit and concurrent job limit as multiples of the tenant's own average traffic
+    # (below 1: regularly over quota; about 1: near it), host limit. None: no tenant limits.
     ("Default", None, None, None),
-    ("Acme Retail", 14, 4, 120),
-    ("Globex Payments", 40, 8, 200),
-    ("Initech Labs", 6, 2, 40),
-    ("Umbrella Health", 25, 5, 150),
-    ("Hooli Cloud", 60, 10, 400),
+    ("Acme Retail", 1.1, 0.5, 120),
+    ("Globex Payments", 2.0, 1.0, 200),
+    ("Initech Labs", 0.8, 0.3, 40),
+    ("Umbrella Health", 1.3, 0.6, 150),
+    ("Hooli Cloud", 3.0, 1.5, 400),
 ]
+_LONGEST_PROFILE = 1  # "Patch Linux fleet": runs of about 25 minutes
 QUOTA_KINDS = ["concurrent_jobs", "daily_launches", "hosts", "storage_mb"]
 
 
@@ -74,14 +76,15 @@ def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
     """Generate and load every Forge table."""
     rng = plan.rng("forge")
     first_us = plan.day_starts_us()[0]
-    orgs = _organizations(conn, first_us)
+    _organizations(conn, first_us)
     users = _users(conn, rng, first_us)
     inventories, hosts = _inventories_and_hosts(conn, rng, plan, first_us)
     templates = _templates(conn, rng, inventories, first_us)
-    launches = _launches(rng, plan, templates, orgs)
+    launches, limits = _launches(rng, plan, templates)
+    _set_tenant_limits(conn, limits)
     runs = _runs(rng, plan, launches, templates, hosts)
     _load_jobs(conn, rng, runs, templates, users)
-    _load_quota(conn, rng, plan, launches, runs, orgs, templates, hosts, inventories)
+    _load_quota(conn, rng, plan, launches, runs, limits, templates, hosts, inventories)
     _load_host_summaries(conn, rng, runs, hosts, templates)
     _load_job_events(conn, rng, plan, runs, hosts, templates)
     _activity(conn, rng, plan, users)
@@ -91,23 +94,28 @@ def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
     reset_sequences(conn)
 
 
-def _organizations(conn, first_us) -> dict[str, np.ndarray]:
+def _organizations(conn, first_us) -> None:
     n = len(ORGANIZATIONS)
     created = timestamps(np.full(n, first_us - 400 * 86_400 * _S))
-    limits = [[row[i] for row in ORGANIZATIONS] for i in (1, 2, 3)]
+    tenant = np.array([row[1] is not None for row in ORGANIZATIONS])
     copy_rows(conn, "main_organization", [{
         "id": np.arange(1, n + 1),
         "created": created,
         "modified": created,
         "name": [row[0] for row in ORGANIZATIONS],
-        "is_tenant_root": [row[1] is not None for row in ORGANIZATIONS],
-        "tenant_max_daily_launches": pa.array(limits[0], pa.int32()),
-        "tenant_max_concurrent_jobs": pa.array(limits[1], pa.int32()),
-        "tenant_max_hosts": pa.array(limits[2], pa.int32()),
-        "tenant_max_storage_mb": pa.array([None if r[1] is None else 10_240 for r in ORGANIZATIONS], pa.int32()),
+        "is_tenant_root": tenant,
+        "tenant_max_hosts": pa.array([row[3] or 0 for row in ORGANIZATIONS], pa.int32(), mask=~tenant),
+        "tenant_max_storage_mb": pa.array(np.full(n, 10_240), pa.int32(), mask=~tenant),
         "tenant_contact_email": [f"ops@{row[0].split()[0].lower()}.example" for row in ORGANIZATIONS],
     }])
-    return {"daily_limit": np.array([r[1] or 0 for r in ORGANIZATIONS]), "names": np.array([r[0] for r in ORGANIZATIONS])}
+
+
+def _set_tenant_limits(conn, limits) -> None:
+    for org_id, (daily, concurrent) in enumerate(zip(limits["daily"], limits["concurrent"]), start=1):
+        if daily:
+            conn.execute(
+                "UPDATE main_organization SET tenant_max_daily_launches = %s, tenant_max_concurrent_jobs = %s "
+                "WHERE id = %s", (int(daily), int(concurrent), org_id))
 
 
 def _users(conn, rng, first_us) -> np.ndarray:
@@ -139,7 +147,7 @@ def _inventories_and_hosts(conn, rng, plan, first_us):
     n = len(host_inv)
     host_ids = np.arange(1, n + 1)
     names = np.array([f"node-{i:05d}.example.net" for i in host_ids], dtype=object)
-    flaky = rng.random(n) < 0.04  # a few hosts that keep failing
+    flaky = rng.random(n) < 0.012  # a few hosts that keep failing
     created = timestamps(np.full(n, first_us - 150 * 86_400 * _S))
     copy_rows(conn, "main_host", [{
         "id": host_ids, "created": created, "modified": created, "name": names, "inventory_id": host_inv,
@@ -172,8 +180,12 @@ def _templates(conn, rng, inventories, first_us):
     return {"ids": ids, "org": org, "inventory": inv, "profile": prof}
 
 
-def _launches(rng, plan: SeedPlan, templates, orgs) -> dict[str, np.ndarray]:
-    """Launch attempts per day; launches past a tenant's daily limit become blocked quota decisions."""
+def _launches(rng, plan: SeedPlan, templates) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Launch attempts per day, plus a few in the last minutes that are still running at the anchor.
+
+    Tenant limits are set relative to each tenant's own average traffic, so that some tenants run near
+    and some over their daily launch quota at any scale; launches past the limit are blocked.
+    """
     weights = np.array([PROFILES[p].weight for p in templates["profile"]])
     created, template_index = [], []
     for day_start in plan.day_starts_us():
@@ -181,11 +193,24 @@ def _launches(rng, plan: SeedPlan, templates, orgs) -> dict[str, np.ndarray]:
         n = rng.poisson(plan.count(45) * (0.6 if weekend else 1.0))
         created.append(day_start + np.sort(diurnal_offsets_us(rng, n)))
         template_index.append(rng.choice(len(weights), size=n, p=weights / weights.sum()))
+    long_running = np.flatnonzero(templates["profile"] == _LONGEST_PROFILE)
+    in_flight = max(2, plan.count(3))
+    created.append(plan.anchor_us - np.sort(rng.integers(60, 900, in_flight))[::-1] * _S)
+    template_index.append(rng.choice(long_running, size=in_flight))
     created = np.concatenate(created)
     template_index = np.concatenate(template_index)
-    keep = created < plan.anchor_us
+    order = np.argsort(created, kind="stable")
+    created, template_index = created[order], template_index[order]
+    keep = (created < plan.anchor_us) & (created >= plan.day_starts_us()[0])
     created, template_index = created[keep], template_index[keep]
     org = templates["org"][template_index]
+
+    per_day = np.bincount(org, minlength=len(ORGANIZATIONS) + 1)[1:] / plan.days
+    factors = np.array([[row[1] or 0, row[2] or 0] for row in ORGANIZATIONS], dtype=float)
+    limits = {
+        "daily": np.where(factors[:, 0] > 0, np.maximum(1, np.round(per_day * factors[:, 0])), 0).astype(int),
+        "concurrent": np.where(factors[:, 1] > 0, np.maximum(2, np.round(per_day * factors[:, 1] / 4)), 0).astype(int),
+    }
 
     # Rank of each launch within its organisation and day, against the tenant's daily launch limit.
     day = created // _DAY
@@ -194,11 +219,12 @@ def _launches(rng, plan: SeedPlan, templates, orgs) -> dict[str, np.ndarray]:
     group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(order)), 0))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - group_start + 1
-    limit = orgs["daily_limit"][org - 1]
+    limit = limits["daily"][org - 1]
+    blocked = (limit > 0) & (rank > limit) & (created < plan.anchor_us - 900 * _S)
     return {
         "created": created, "template_index": template_index, "org": org, "rank": rank,
-        "limit": limit, "blocked": (limit > 0) & (rank > limit),
-    }
+        "limit": limit, "blocked": blocked,
+    }, limits
 
 
 def _runs(rng, plan: SeedPlan, launches, templates, hosts) -> dict[str, np.ndarray]:
@@ -214,6 +240,8 @@ def _runs(rng, plan: SeedPlan, launches, templates, hosts) -> dict[str, np.ndarr
     wanted_hosts = np.array([p.hosts for p in PROFILES])[profile]
     started = created + (rng.exponential(8.0, n) * _S).astype(np.int64)
     finished = started + (rng.lognormal(np.log(median), sigma) * _S).astype(np.int64)
+    just_launched = created >= plan.anchor_us - 900 * _S  # the jobs running right now
+    finished = np.where(just_launched, np.maximum(finished, plan.anchor_us + 60 * _S), finished)
 
     hosts_of_inventory = {inv: np.flatnonzero(hosts["inventory"] == inv) + 1 for inv in np.unique(hosts["inventory"])}
     host_lists = []
@@ -226,9 +254,10 @@ def _runs(rng, plan: SeedPlan, launches, templates, hosts) -> dict[str, np.ndarr
     host_flat = np.concatenate(host_lists)
     job_of_host = np.repeat(np.arange(n), host_count)
     flaky = hosts["flaky"][host_flat - 1]
-    p_fail = np.where(flaky, 0.7, fail_rate[job_of_host] / np.sqrt(host_count[job_of_host]))
+    # A healthy host fails so rarely that a job fails at its template's rate; flaky hosts fail half the time.
+    p_fail = np.where(flaky, 0.5, 1 - (1 - fail_rate[job_of_host]) ** (1 / host_count[job_of_host]))
     host_failed = rng.random(len(host_flat)) < p_fail
-    host_dark = rng.random(len(host_flat)) < np.where(flaky, 0.08, 0.004)
+    host_dark = rng.random(len(host_flat)) < np.where(flaky, 0.08, 0.0005)
     job_failed = np.add.reduceat((host_failed | host_dark).astype(int), host_offset) > 0
 
     status = np.where(job_failed, "failed", "successful").astype(object)
@@ -274,13 +303,13 @@ def _load_jobs(conn, rng, runs, templates, users) -> None:
     }])
 
 
-def _load_quota(conn, rng, plan, launches, runs, orgs, templates, hosts, inventories) -> None:
+def _load_quota(conn, rng, plan, launches, runs, limits, templates, hosts, inventories) -> None:
     """One quota decision per launch of a tenant with limits, and the tenants' current usage rows."""
     limited = launches["limit"] > 0
     org = launches["org"][limited]
     blocked = launches["blocked"][limited]
     n = len(org)
-    concurrent_limit = np.array([r[2] or 0 for r in ORGANIZATIONS])[org - 1]
+    concurrent_limit = limits["concurrent"][org - 1]
     kind = np.where(blocked, "daily_launches", pick(rng, ["daily_launches", "concurrent_jobs"], n, [3, 1]))
     current = np.where(kind == "daily_launches", np.minimum(launches["rank"][limited] - 1, launches["limit"][limited]),
                        rng.integers(0, np.maximum(concurrent_limit, 1)))

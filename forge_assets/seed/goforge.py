@@ -76,10 +76,12 @@ def _projects(conn, rng, users, first) -> dict:
     m = len(project) * 4
     secret = rng.random(m) < 0.5
     copy_rows(conn, "env_variables", [{
+        "id": uuid_strings(rng, m),
         "environment_id": env_ids.take(pa.array(np.repeat(np.arange(len(project)), 4))),
         "key": np.tile(["DATABASE_URL", "API_KEY", "LOG_LEVEL", "FEATURE_FLAGS"], len(project)),
         "value": concat("value-", uuid_strings(rng, m)),
         "is_secret": secret, "created_at": timestamps(np.full(m, first - 60 * _DAY)),
+        "updated_at": timestamps(np.full(m, first - 60 * _DAY)),
     }])
     return {"ids": env_ids, "production": env == "production"}
 
@@ -130,6 +132,7 @@ def _deployments(conn, rng, plan: SeedPlan, environments) -> dict:
         failed_line = (status[dep] == "failed") & (step == per - 1)
         level = np.where(failed_line, "error", pick(rng, ["debug", "info", "warn"], len(dep), [2, 12, 1]))
         yield {
+            "id": uuid_strings(rng, int(keep.sum())),
             "deployment_id": ids.take(pa.array(dep[keep])), "timestamp": timestamps(at[keep]),
             "level": level[keep], "source": np.where(is_build, "build", "deploy")[keep],
             "message": concat(pa.array(np.where(is_build, "Step ", "Rollout ")[keep]), pa.array(step[keep]),
@@ -173,6 +176,7 @@ def _containers_and_metrics(conn, rng, plan: SeedPlan, deployments) -> None:
             last_restart = t - (t - _FIRST_SUNDAY_3AM) % (7 * _DAY)
             since = (t - np.maximum(born[c], last_restart)) / _S
             yield {
+                "id": uuid_strings(rng, len(c)),
                 "container_id": ids.take(pa.array(c)), "timestamp": timestamps(t),
                 "cpu_percent": np.round(cpu, 2), "memory_usage": (mem_pct / 100 * memory_limit[c]).astype(np.int64),
                 "memory_limit": memory_limit[c], "memory_percent": np.round(mem_pct, 2),
@@ -192,11 +196,13 @@ def _sessions_and_audit(conn, rng, plan: SeedPlan, users) -> None:
                 yield build(at)
 
     copy_rows(conn, "sessions", per_day(25, lambda at: {
+        "id": uuid_strings(rng, len(at)),
         "user_id": users.take(pa.array(rng.integers(0, len(users), len(at)))),
         "token_hash": pc.replace_substring(concat(uuid_strings(rng, len(at)), uuid_strings(rng, len(at))), "-", ""),
         "expires_at": timestamps(at + 7 * _DAY), "created_at": timestamps(at), "last_active_at": timestamps(at),
     }))
     copy_rows(conn, "audit_logs", per_day(60, lambda at: {
+        "id": uuid_strings(rng, len(at)),
         "user_id": users.take(pa.array(rng.integers(0, len(users), len(at)))),
         "action": pick(rng, ["deployment.create", "project.update", "env_variable.update", "login"], len(at)),
         "resource_type": pick(rng, ["deployment", "project", "environment", "user"], len(at)),

@@ -43,11 +43,14 @@ def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
         "replica_index": replica_index, "ip": [f"10.20.{i // 250}.{i % 250 + 2}" for i in range(m)],
         "port": np.full(m, 8080), "status": np.full(m, "running"),
         "health_status": pick(rng, ["healthy", "healthy", "unhealthy"], m), "created_at": timestamps(np.full(m, first)),
+        "updated_at": timestamps(np.full(m, plan.anchor_us)), "started_at": timestamps(np.full(m, first)),
+        "last_health_check": timestamps(np.full(m, plan.anchor_us)),
         "cpu_percent": np.round(rng.uniform(5, 60, m), 1), "memory_percent": np.round(rng.uniform(20, 70, m), 1),
     }])
     copy_rows(conn, "scaling_policies", [{"app_name": apps, "min_replicas": np.ones(n, int),
-                                          "max_replicas": np.full(n, 8)}])
-    copy_rows(conn, "health_checks", [{"app_name": apps, "path": np.full(n, "/healthz"), "port": np.full(n, 8080)}])
+                                          "max_replicas": np.full(n, 8), "created_at": created, "updated_at": created}])
+    copy_rows(conn, "health_checks", [{"app_name": apps, "path": np.full(n, "/healthz"), "port": np.full(n, 8080),
+                                       "created_at": created, "updated_at": created}])
     _metrics(conn, rng, plan, apps, app_of, replica_index)
     _events(conn, rng, plan, apps)
 

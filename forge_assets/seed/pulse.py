@@ -27,7 +27,7 @@ def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
     copy_rows(conn, "subscriptions", [{
         "subscription_id": [f"sub-{t}" for t in TENANTS], "tenant_id": TENANTS,
         "tier": ["enterprise", "standard", "starter", "standard"], "device_limit": [100, 40, 10, 40],
-        "term_start": created,
+        "term_start": created, "created_at": created,
     }])
     n = plan.count(40)
     tenant = rng.integers(0, len(TENANTS), n)
@@ -38,6 +38,7 @@ def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
         "model": pick(rng, ["th-sensor-2", "gw-100", "meter-x"], n), "firmware_version": np.full(n, "2.4.1"),
         "api_token_hash": [f"{i:064x}" for i in rng.integers(1, 2**62, n)],
         "last_seen_at": timestamps(np.full(n, plan.anchor_us)), "created_at": timestamps(np.full(n, first - 30 * _DAY)),
+        "updated_at": timestamps(np.full(n, plan.anchor_us)),
     }])
     _partitions(conn, plan)
     _telemetry(conn, rng, plan, np.asarray(TENANTS)[tenant], devices, sites)
