@@ -1,6 +1,7 @@
 -- Per UTC day and organization: launches (jobs created), job-seconds of the jobs finished among them,
 -- distinct hosts they ran on, the peak number of jobs running at once during the day, quota decisions
--- by kind, and utilization against the tenant_max_* limits (NULL where no limit is set).
+-- by kind, and utilization against the tenant_max_* limits (NULL where no limit is set). Every
+-- organization that existed on the day has a row, with zeros on days without activity.
 WITH days AS (
     SELECT d::date AS day, d AS day_start, d + interval '1 day' AS day_end
     FROM generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 day', interval '1 day') AS d
@@ -79,7 +80,7 @@ SELECT d.day,
        coalesce(c.peak_concurrent_jobs, 0)::float8 / nullif(o.tenant_max_concurrent_jobs, 0) AS concurrency_utilization,
        coalesce(h.distinct_hosts, 0)::float8 / nullif(o.tenant_max_hosts, 0)                 AS host_utilization
 FROM days d
-CROSS JOIN main_organization o
+JOIN main_organization o ON o.created < d.day_end
 LEFT JOIN launches l ON l.day = d.day AND l.organization_id = o.id
 LEFT JOIN hosts h ON h.day = d.day AND h.organization_id = o.id
 LEFT JOIN concurrency c ON c.day = d.day AND c.organization_id = o.id

@@ -1,7 +1,7 @@
 """Forge automation controller rollups: the seed's diagnostic queries, kept as daily history."""
 
 from forge_assets.assets.rollups.columns import flag, integer, real, text
-from forge_assets.assets.rollups.spec import RollupSpec
+from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
 
 SPECS = (
     RollupSpec(
@@ -29,6 +29,10 @@ SPECS = (
             real("max_elapsed_s", "longest elapsed seconds"),
             real("total_job_seconds", "sum of elapsed seconds"),
         ),
+        reconciliation=Reconciliation(
+            "runs",
+            "SELECT count(*) FROM main_job WHERE created >= %(start)s AND created < %(end)s",
+        ),
         plots={"runs": "runs", "failed_runs": "runs_failed", "job_seconds": "total_job_seconds"},
     ),
     RollupSpec(
@@ -41,6 +45,10 @@ SPECS = (
             text("launch_type", "manual, scheduled, workflow, webhook, relaunch, ..."),
             integer("jobs", "jobs created this day"),
             integer("finished_jobs", "of which have finished"),
+        ),
+        reconciliation=Reconciliation(
+            "jobs",
+            "SELECT count(*) FROM main_job WHERE created >= %(start)s AND created < %(end)s",
         ),
         plots={"jobs": "jobs"},
     ),
@@ -63,6 +71,10 @@ SPECS = (
             integer("consecutive_failing_days", "days in a row ending this day with a failed run (0: not failing "
                     "this day; looks back at most 90 days)"),
         ),
+        reconciliation=Reconciliation(
+            "failed_runs",
+            "SELECT count(*) FROM main_jobhostsummary s JOIN main_job j ON j.id = s.job_id WHERE s.failures > 0 AND s.host_id IS NOT NULL AND j.created >= %(start)s AND j.created < %(end)s",
+        ),
         plots={"failed_runs": "failed_runs"},
     ),
     RollupSpec(
@@ -72,7 +84,7 @@ SPECS = (
         "decisions allowed/blocked by kind, and utilization of the tenant_max_* limits.",
         reads=("main_job", "main_jobhostsummary", "main_tenantquotaevent", "main_organization"),
         columns=(
-            integer("organization_id", "organization (every organization, every day)"),
+            integer("organization_id", "organization (every one that existed on the day, zeros when idle)"),
             text("organization_name", "organization name"),
             integer("launches", "jobs created this day"),
             real("job_seconds", "elapsed seconds of the finished ones"),
@@ -92,6 +104,10 @@ SPECS = (
             real("daily_launch_utilization", "launches / tenant_max_daily_launches"),
             real("concurrency_utilization", "peak_concurrent_jobs / tenant_max_concurrent_jobs"),
             real("host_utilization", "distinct_hosts / tenant_max_hosts"),
+        ),
+        reconciliation=Reconciliation(
+            "launches",
+            "SELECT count(*) FROM main_job WHERE organization_id IS NOT NULL AND created >= %(start)s AND created < %(end)s",
         ),
         plots={"launches": "launches", "blocked_launches": "quota_blocked_daily_launches"},
     ),

@@ -1,7 +1,7 @@
 """OpenOrchestrator RPA rollups: work-queue throughput and process log levels."""
 
 from forge_assets.assets.rollups.columns import integer, real, text
-from forge_assets.assets.rollups.spec import RollupSpec
+from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
 
 SPECS = (
     RollupSpec(
@@ -21,6 +21,10 @@ SPECS = (
             real("p95_processing_s", "95th percentile end - start seconds"),
             real("avg_wait_s", "mean start - created seconds of started elements"),
         ),
+        reconciliation=Reconciliation(
+            "elements",
+            "SELECT count(*) FROM \"Queues\" WHERE created_date >= (%(start)s AT TIME ZONE 'UTC') AND created_date < (%(end)s AT TIME ZONE 'UTC')",
+        ),
         plots={"elements": "elements", "pending": "pending"},
     ),
     RollupSpec(
@@ -34,6 +38,10 @@ SPECS = (
             integer("trace", "level TRACE"),
             integer("info", "level INFO"),
             integer("error", "level ERROR"),
+        ),
+        reconciliation=Reconciliation(
+            "lines",
+            "SELECT count(*) FROM \"Logs\" WHERE log_time >= (%(start)s AT TIME ZONE 'UTC') AND log_time < (%(end)s AT TIME ZONE 'UTC')",
         ),
         plots={"lines": "lines", "errors": "error"},
     ),

@@ -1,7 +1,7 @@
 """Orchestry autoscaler rollups: its metrics-window statistics and hourly event compression, kept."""
 
 from forge_assets.assets.rollups.columns import hour, integer, real, text
-from forge_assets.assets.rollups.spec import RollupSpec
+from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
 
 SPECS = (
     RollupSpec(
@@ -22,6 +22,10 @@ SPECS = (
             real("p95_value", "95th percentile"),
             integer("data_points", "samples in the hour"),
         ),
+        reconciliation=Reconciliation(
+            "data_points",
+            "SELECT count(*) FROM metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s",
+        ),
         plots={"data_points": "data_points"},
     ),
     RollupSpec(
@@ -41,6 +45,10 @@ SPECS = (
             integer("error", "severity error"),
             integer("critical", "severity critical"),
             integer("unspecified", "no severity"),
+        ),
+        reconciliation=Reconciliation(
+            "events",
+            "SELECT count(*) FROM events WHERE timestamp >= %(start)s AND timestamp < %(end)s",
         ),
         plots={"events": "events", "errors": "error"},
     ),

@@ -1,7 +1,7 @@
 """OpsConductor-Pulse IoT rollups: device telemetry by the hour, fleet alerts by day."""
 
 from forge_assets.assets.rollups.columns import hour, integer, real, text
-from forge_assets.assets.rollups.spec import RollupSpec
+from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
 
 SPECS = (
     RollupSpec(
@@ -21,6 +21,10 @@ SPECS = (
             real("max_value", "maximum"),
             real("p95_value", "95th percentile"),
         ),
+        reconciliation=Reconciliation(
+            "samples",
+            "SELECT count(*) FROM telemetry t, jsonb_each(t.metrics) m WHERE jsonb_typeof(m.value) = 'number' AND t.time >= %(start)s AND t.time < %(end)s",
+        ),
         plots={"samples": "samples"},
     ),
     RollupSpec(
@@ -37,6 +41,10 @@ SPECS = (
             integer("closed_alerts", "of which are closed"),
             real("avg_seconds_to_close", "mean seconds from open to close"),
             real("max_seconds_to_close", "longest seconds from open to close"),
+        ),
+        reconciliation=Reconciliation(
+            "alerts",
+            "SELECT count(*) FROM fleet_alert WHERE created_at >= %(start)s AND created_at < %(end)s",
         ),
         plots={"alerts": "alerts"},
     ),

@@ -29,6 +29,15 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Reconciliation:
+    """How a rollup's total is checked against its source: the sum of `column` over a window equals
+    what `source_count` (a query taking %(start)s and %(end)s) counts directly in the source."""
+
+    column: str
+    source_count: str
+
+
+@dataclass(frozen=True)
 class RollupSpec:
     """A rollup: its source, the tables it reads, its columns (in file order) and the values the UI plots.
 
@@ -41,6 +50,7 @@ class RollupSpec:
     description: str
     reads: tuple[str, ...]
     columns: tuple[Column, ...]
+    reconciliation: Reconciliation
     plots: dict[str, str] = field(default_factory=dict)
 
     @property
