@@ -60,7 +60,8 @@ def connect(conninfo: str, **kwargs) -> psycopg.Connection:
     try:
         return psycopg.connect(conninfo, **kwargs)
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to {describe(conninfo)}: {redact(str(exc)).strip()}") from None
+        reason = " ".join(redact(str(exc)).split())
+        raise DatabaseUnavailable(f"cannot connect to {describe(conninfo)}: {reason}") from None
 
 
 def ensure_source_databases(settings: Settings, sources: tuple[str, ...] = SOURCES) -> list[str]:
