@@ -30,5 +30,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	-$(BIN)/forge-assets stop-server
+	-$(BIN)/forge-assets server stop
 	rm -rf $(FORGE_HOME)

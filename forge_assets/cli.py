@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     _seed_options(d, default_days=DEMO_DAYS)
 
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon) on this project")
+    commands.add_parser("docs", help="regenerate docs/rollups.md from the rollup specs")
 
     server = commands.add_parser("server", help="the embedded PostgreSQL server under FORGE_HOME")
     server.add_argument("action", choices=["start", "stop", "status"])
@@ -159,7 +160,17 @@ def _server(settings: Settings, args) -> None:
                 print(f"{source}: {exc}")
 
 
-COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server}
+def _docs(settings: Settings, args) -> None:
+    from forge_assets.docs import rollup_reference
+    from forge_assets.sql_files import sql_root
+
+    target = sql_root().parent / "docs" / "rollups.md"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(rollup_reference(), encoding="utf-8")
+    print(f"wrote {target}")
+
+
+COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs}
 
 if __name__ == "__main__":
     sys.exit(main())

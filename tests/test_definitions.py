@@ -56,3 +56,11 @@ def test_workspace_and_dg_load_the_code_location():
 def test_source_tables_are_external_assets():
     specs = [a for a in defs.assets if isinstance(a, AssetSpec)]
     assert specs and all(s.group_name.endswith("_source") for s in specs)
+
+
+def test_rollup_reference_is_current():
+    from forge_assets.docs import rollup_reference
+
+    assert (ROOT / "docs" / "rollups.md").read_text(encoding="utf-8") == rollup_reference(), (
+        "docs/rollups.md is stale: run `forge-assets docs`"
+    )

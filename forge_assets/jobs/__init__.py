@@ -3,12 +3,10 @@
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
 from forge_assets.assets.rollups import ROLLUP_GROUPS
-from forge_assets.partitions import DAILY
 
 rollup_job = define_asset_job(
     name="rollups",
     selection=AssetSelection.groups(*ROLLUP_GROUPS),
-    partitions_def=DAILY,
     description="Every rollup for a day (or, as a backfill, a range of days in one run).",
 )
 
