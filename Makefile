@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export FORGE_HOME ?= $(CURDIR)/.forge
 
-.PHONY: demo test dev bench install clean
+.PHONY: demo test lint dev bench install clean
 
 # (Re)install whenever the project metadata changes; the venv is created when missing.
 $(STAMP): pyproject.toml
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 dev: $(STAMP)
 	$(BIN)/forge-assets dev

@@ -18,7 +18,7 @@ class ParquetLake(ConfigurableResource):
     root: str
 
     @classmethod
-    def from_environment(cls) -> "ParquetLake":
+    def from_environment(cls) -> ParquetLake:
         """The lake named by FORGE_LAKE_URI, else $FORGE_HOME/lake."""
         return cls(root=str(load_settings().lake_root))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 import psycopg
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
@@ -25,12 +24,12 @@ class PostgresResource(ConfigurableResource):
     value); sources without one live on FORGE_PG_URL's server, or on the embedded server under `home`."""
 
     home: str
-    server_url: Optional[str] = None
-    forge_url: Optional[str] = None
-    goforge_url: Optional[str] = None
-    orchestry_url: Optional[str] = None
-    pulse_url: Optional[str] = None
-    openorchestrator_url: Optional[str] = None
+    server_url: str | None = None
+    forge_url: str | None = None
+    goforge_url: str | None = None
+    orchestry_url: str | None = None
+    pulse_url: str | None = None
+    openorchestrator_url: str | None = None
     database_prefix: str = ""
     max_connections: int = 4
     connect_timeout_seconds: float = 30.0
@@ -38,7 +37,7 @@ class PostgresResource(ConfigurableResource):
     _pools: dict = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def from_environment(cls) -> "PostgresResource":
+    def from_environment(cls) -> PostgresResource:
         """Configure from FORGE_* variables; set variables are passed as EnvVar so values stay out of the UI."""
         settings = load_settings()
         urls = {f"{s}_url": EnvVar(f"FORGE_{s.upper()}_URL") for s in settings.source_urls}

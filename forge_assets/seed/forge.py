@@ -111,7 +111,7 @@ def _organizations(conn, first_us) -> None:
 
 
 def _set_tenant_limits(conn, limits) -> None:
-    for org_id, (daily, concurrent) in enumerate(zip(limits["daily"], limits["concurrent"]), start=1):
+    for org_id, (daily, concurrent) in enumerate(zip(limits["daily"], limits["concurrent"], strict=True), start=1):
         if daily:
             conn.execute(
                 "UPDATE main_organization SET tenant_max_daily_launches = %s, tenant_max_concurrent_jobs = %s "
@@ -139,7 +139,7 @@ def _inventories_and_hosts(conn, rng, plan, first_us):
     created = timestamps(np.full(len(inv_ids), first_us - 200 * 86_400 * _S))
     copy_rows(conn, "main_inventory", [{
         "id": inv_ids, "created": created, "modified": created,
-        "name": [f"{'prod' if i % 2 else 'staging'}-{o}" for i, o in zip(inv_ids, inv_org)],
+        "name": [f"{'prod' if i % 2 else 'staging'}-{o}" for i, o in zip(inv_ids, inv_org, strict=True)],
         "organization_id": inv_org,
     }])
     per_inventory = plan.count(50)
@@ -163,13 +163,13 @@ def _inventories_and_hosts(conn, rng, plan, first_us):
 
 def _templates(conn, rng, inventories, first_us):
     rows = []
-    for inv_id, org in zip(inventories["ids"], inventories["org"]):
+    for inv_id, org in zip(inventories["ids"], inventories["org"], strict=True):
         if inv_id % 2 == 0:
             continue
         for k in range(4):
             profile_index = (org * 3 + k) % len(PROFILES)
             rows.append((len(rows) + 1, org, inv_id, profile_index))
-    ids, org, inv, prof = (np.array(c) for c in zip(*rows))
+    ids, org, inv, prof = (np.array(c) for c in zip(*rows, strict=True))
     created = timestamps(np.full(len(ids), first_us - 180 * 86_400 * _S))
     copy_rows(conn, "main_jobtemplate", [{
         "id": ids, "created": created, "modified": created,
@@ -245,7 +245,7 @@ def _runs(rng, plan: SeedPlan, launches, templates, hosts) -> dict[str, np.ndarr
 
     hosts_of_inventory = {inv: np.flatnonzero(hosts["inventory"] == inv) + 1 for inv in np.unique(hosts["inventory"])}
     host_lists = []
-    for inv, wanted in zip(templates["inventory"][t_index], wanted_hosts):
+    for inv, wanted in zip(templates["inventory"][t_index], wanted_hosts, strict=True):
         pool = hosts_of_inventory[inv]
         k = int(min(len(pool), max(1, rng.poisson(wanted))))
         host_lists.append(np.sort(rng.choice(pool, size=k, replace=False)))

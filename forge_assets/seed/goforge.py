@@ -8,7 +8,16 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forge_assets.seed.common import SeedPlan, concat, copy_rows, diurnal_offsets_us, diurnal_weights, pick, timestamps, uuid_strings
+from forge_assets.seed.common import (
+    SeedPlan,
+    concat,
+    copy_rows,
+    diurnal_offsets_us,
+    diurnal_weights,
+    pick,
+    timestamps,
+    uuid_strings,
+)
 
 _S = 1_000_000
 _DAY = 86_400 * _S
@@ -68,7 +77,7 @@ def _projects(conn, rng, users, first) -> dict:
     created = timestamps(np.full(len(project), first - 60 * _DAY))
     copy_rows(conn, "environments", [{
         "id": env_ids, "project_id": ids.take(pa.array(project)), "name": env,
-        "domain": [f"{names[p]}-{e}.apps.example" for p, e in zip(project, env)],
+        "domain": [f"{names[p]}-{e}.apps.example" for p, e in zip(project, env, strict=True)],
         "port": rng.choice([3000, 8000, 8080], len(project)),
         "replicas": np.where(env == "production", 3, 1),
         "created_at": created, "updated_at": created,

@@ -39,7 +39,7 @@ def _triggers(conn, rng, plan: SeedPlan) -> None:
     kind = np.array(["SINGLE", "SCHEDULED", "QUEUE"] * 4, dtype=object)
     process = np.asarray(PROCESSES, dtype=object)[np.arange(n) % len(PROCESSES)]
     copy_rows(conn, ("Triggers",), [{
-        "id": ids, "trigger_name": [f"{p} {k.lower()} {i}" for i, (p, k) in enumerate(zip(process, kind))],
+        "id": ids, "trigger_name": [f"{p} {k.lower()} {i}" for i, (p, k) in enumerate(zip(process, kind, strict=True))],
         "process_name": process, "last_run": timestamps(plan.anchor_us - rng.integers(1, 48, n) * 3_600 * _S, naive=True),
         "process_path": [f"C:/robots/{p}/main.py" for p in process],
         "process_status": pick(rng, ["IDLE", "RUNNING", "FAILED", "DONE", "PAUSED"], n, [6, 2, 1, 2, 1]),

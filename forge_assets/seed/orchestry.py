@@ -39,7 +39,7 @@ def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
     m = len(app_of)
     copy_rows(conn, "instances", [{
         "app_name": np.asarray(apps)[app_of], "container_id": [f"c{i:011x}" for i in range(m)],
-        "container_name": [f"{apps[a]}-{r}" for a, r in zip(app_of, replica_index)],
+        "container_name": [f"{apps[a]}-{r}" for a, r in zip(app_of, replica_index, strict=True)],
         "replica_index": replica_index, "ip": [f"10.20.{i // 250}.{i % 250 + 2}" for i in range(m)],
         "port": np.full(m, 8080), "status": np.full(m, "running"),
         "health_status": pick(rng, ["healthy", "healthy", "unhealthy"], m), "created_at": timestamps(np.full(m, first)),

@@ -1,0 +1,58 @@
+"""Shared benchmark plumbing: an isolated set of databases, child processes, medians, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from forge_assets.config import Settings, load_settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def bench_settings() -> Settings:
+    """The configured server, with databases prefixed `bench_` so benchmarks never touch demo data."""
+    settings = load_settings()
+    return replace(settings, database_prefix=f"{settings.database_prefix}bench_")
+
+
+def run_child(module: str, *args: str) -> dict:
+    """Run `python -m module args` in a fresh process; it prints one JSON object as its last line."""
+    env = {**os.environ, "FORGE_DB_PREFIX": bench_settings().database_prefix}
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+def write_results(name: str, payload: dict, markdown: str) -> Path:
+    """Write bench/results/<date>-<name>.json and .md; return the markdown path."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    payload = {"machine": machine(), "taken_at": datetime.now(timezone.utc).isoformat(), **payload}
+    (RESULTS / f"{stamp}-{name}.json").write_text(json.dumps(payload, indent=2, default=str))
+    path = RESULTS / f"{stamp}-{name}.md"
+    path.write_text(markdown)
+    return path
