@@ -25,8 +25,7 @@ def bench_settings() -> Settings:
 
 def run_child(module: str, *args: str) -> dict:
     """Run `python -m module args` in a fresh process; it prints one JSON object as its last line."""
-    env = {**os.environ, "FORGE_DB_PREFIX": bench_settings().database_prefix}
-    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, check=False)
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -12,6 +12,7 @@ from forge_assets.seed.common import SeedPlan, concat, copy_rows, diurnal_offset
 _S = 1_000_000
 _DAY = 86_400 * _S
 _SAMPLE_EVERY = 900 * _S
+APP_NAMES = ["web", "api", "auth", "search", "billing", "media", "chat", "jobs", "cart", "admin"]
 METRIC_TYPES = ["cpu_percent", "memory_percent", "rps", "latency_p95", "active_connections"]
 EVENT_TYPES = ["registration", "scaling", "health", "config", "deployment", "error", "warning", "network",
                "resource", "security"]
@@ -21,9 +22,9 @@ def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
     """Generate and load every Orchestry table."""
     rng = plan.rng("orchestry")
     first = plan.day_starts_us()[0]
-    apps = [f"app-{name}" for name in ("web", "api", "auth", "search", "billing", "media", "chat", "jobs",
-                                       "cart", "admin")]
-    n = len(apps)
+    n = plan.count(10)
+    apps = [f"app-{APP_NAMES[i % len(APP_NAMES)]}" + (f"-{i // len(APP_NAMES)}" if i >= len(APP_NAMES) else "")
+            for i in range(n)]
     created = timestamps(np.full(n, first - 30 * _DAY))
     replicas = rng.integers(2, 5, n)
     copy_rows(conn, "applications", [{
