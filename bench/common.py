@@ -36,10 +36,11 @@ def median_of(runs: list[dict], key: str) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process, in MB."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process, in MB (VmHWM: unlike ru_maxrss, not inherited across fork+exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def machine() -> str:

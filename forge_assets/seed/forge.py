@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from forge_assets.pgcopy import copy_rows
 from forge_assets.seed.common import (
     SeedPlan,
     concat,
-    copy_rows,
     diurnal_offsets_us,
     pick,
     reset_sequences,

@@ -8,10 +8,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from forge_assets.pgcopy import copy_rows
 from forge_assets.seed.common import (
     SeedPlan,
     concat,
-    copy_rows,
     diurnal_offsets_us,
     diurnal_weights,
     pick,

@@ -7,7 +7,8 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from forge_assets.seed.common import SeedPlan, concat, copy_rows, diurnal_offsets_us, pick, timestamps, uuid_strings
+from forge_assets.pgcopy import copy_rows
+from forge_assets.seed.common import SeedPlan, concat, diurnal_offsets_us, pick, timestamps, uuid_strings
 
 _S = 1_000_000
 _DAY = 86_400 * _S

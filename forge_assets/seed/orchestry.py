@@ -7,7 +7,8 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from forge_assets.seed.common import SeedPlan, concat, copy_rows, diurnal_offsets_us, diurnal_weights, pick, timestamps
+from forge_assets.pgcopy import copy_rows
+from forge_assets.seed.common import SeedPlan, concat, diurnal_offsets_us, diurnal_weights, pick, timestamps
 
 _S = 1_000_000
 _DAY = 86_400 * _S

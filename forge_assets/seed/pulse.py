@@ -8,7 +8,8 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from forge_assets.seed.common import SeedPlan, concat, copy_rows, diurnal_offsets_us, diurnal_weights, pick, timestamps
+from forge_assets.pgcopy import copy_rows
+from forge_assets.seed.common import SeedPlan, concat, diurnal_offsets_us, diurnal_weights, pick, timestamps
 
 _S = 1_000_000
 _DAY = 86_400 * _S

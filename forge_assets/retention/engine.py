@@ -1,0 +1,351 @@
+"""Archive one UTC day of one catalog entry to Parquet and purge exactly those rows, or load it back.
+
+The promise: every row is either in PostgreSQL or in a Parquet file that the ledger references, never
+neither. Rows leave PostgreSQL only through `COPY (DELETE ... RETURNING ...)` (or a dropped partition that
+was copied out under an exclusive lock) in a transaction that also writes the ledger, after the file has
+been fsynced, renamed into place and read back (row count and key checksum). Anything that fails before
+COMMIT rolls the delete back and removes the file. An advisory lock on (entry, day) serialises runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as clock
+from pathlib import Path
+
+import psycopg
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from forge_assets.catalog import TableEntry
+from forge_assets.lake import lake_path
+from forge_assets.pgcopy import copy_rows
+from forge_assets.retention.columns import archive_columns, schema_of
+from forge_assets.retention.stream import copy_to_parquet, reread
+
+
+class RetentionError(RuntimeError):
+    """Archiving or restoring was refused or failed; PostgreSQL and the lake are as they were."""
+
+
+class NotOverdue(RetentionError):
+    """The day still has rows younger than the entry's keep_days."""
+
+
+@dataclass
+class DayResult:
+    """What one run did to one (entry, day)."""
+
+    entry: str
+    day: date
+    rows: int = 0
+    bytes: int = 0
+    files: list[str] = field(default_factory=list)
+    partitions_dropped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: str | None = None
+    dry_run: bool = False
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time and never repeats: it names the files a run writes."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, clock(0), tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def last_overdue_day(entry: TableEntry, now: datetime) -> date:
+    """The newest day all of whose rows are older than keep_days at `now`."""
+    return (now - timedelta(days=entry.keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
+
+
+def require_overdue(entry: TableEntry, day: date, now: datetime) -> None:
+    if day > last_overdue_day(entry, now):
+        due = day + timedelta(days=entry.keep_days + 1)
+        raise NotOverdue(
+            f"{entry.key} keeps {entry.keep_days} days: {day} is not overdue before {due} 00:00 UTC; nothing deleted"
+        )
+
+
+def _day_filter(entry: TableEntry, day: date) -> sql.Composed:
+    start, end = day_bounds(day)
+    if entry.naive_utc:
+        start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    column = sql.Identifier(entry.time_column)
+    condition = sql.SQL("{c} >= {s} AND {c} < {e}").format(c=column, s=sql.Literal(start), e=sql.Literal(end))
+    if entry.slice_column:
+        condition = sql.SQL("{} AND {}::text = ANY({})").format(
+            condition, sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
+    return condition
+
+
+def _column_list(columns) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+
+
+def dry_run_day(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> DayResult:
+    """What archiving the day would move: rows and their bytes in PostgreSQL. Changes nothing."""
+    require_overdue(entry, day, now)
+    began = time.perf_counter()
+    rows, size = conn.execute(
+        sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(t.*)), 0) FROM {} t WHERE {}").format(
+            sql.Identifier(entry.table), _day_filter(entry, day))
+    ).fetchone()
+    conn.rollback()
+    return DayResult(entry.key, day, rows=rows, bytes=int(size), seconds=time.perf_counter() - began, dry_run=True)
+
+
+def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path, now: datetime,
+                run_id: str | None = None, wait: bool = False) -> DayResult:
+    """Archive (or, for strategy 'delete', purge) the rows of `entry` on `day`; see the module docstring.
+
+    Idempotent: a day already archived has no rows left to move. Rows that arrive later go into a new file.
+    A second run of the same (entry, day) waits for the first when `wait`, else returns with `skipped` set.
+    """
+    if conn.autocommit:
+        raise ValueError("archive_day needs a connection in transaction mode")
+    require_overdue(entry, day, now)
+    run_id = run_id or new_run_id()
+    lake_root = Path(lake_root).resolve()
+    result = DayResult(entry.key, day)
+    began = time.perf_counter()
+    written: list[Path] = []
+    committing = False
+    try:
+        if not _lock(conn, entry, day, wait):
+            conn.rollback()
+            result.skipped = f"another run is archiving {entry.key} {day}"
+            return result
+        _remove_orphans(conn, entry, day, lake_root)
+        superseded = _retire_restored(conn, entry, day, lake_root)
+        _refuse_if_referenced(conn, entry, day)
+        columns = archive_columns(conn, entry)
+        if entry.strategy == "drop_partition":
+            for partition in _partitions_within(conn, entry, day):
+                path = _archive_partition(conn, entry, day, partition, columns, lake_root, run_id, written)
+                result.partitions_dropped.append(partition)
+                result.files.append(path)
+        _archive_rows(conn, entry, day, columns, lake_root, run_id, written, result)
+        result.rows, result.bytes = _ledger_totals(conn, entry, day, run_id)
+        committing = True
+        conn.commit()
+    except BaseException:
+        if not committing:
+            conn.rollback()
+            for path in written:
+                path.unlink(missing_ok=True)
+        raise  # a failed COMMIT leaves its file: the ledger decides, and the next run removes orphans
+    for path in superseded:
+        path.unlink(missing_ok=True)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _lock(conn: psycopg.Connection, entry: TableEntry, day: date, wait: bool) -> bool:
+    if wait:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (entry.key, day.toordinal()))
+        return True
+    return conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s), %s)", (entry.key, day.toordinal())).fetchone()[0]
+
+
+def _day_directory(entry: TableEntry, day: date, lake_root: Path) -> Path:
+    return lake_path(lake_root, "archive", entry.source, entry.entry_name, f"day={day.isoformat()}")
+
+
+def _ledgered_paths(conn: psycopg.Connection, entry: TableEntry, day: date) -> set[str]:
+    rows = conn.execute(
+        "SELECT path FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s AND path IS NOT NULL",
+        (entry.key, day),
+    ).fetchall()
+    return {path for (path,) in rows}
+
+
+def _remove_orphans(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> None:
+    """Delete files of the day that no ledger row references (left by a run that died before COMMIT).
+
+    Runs under the (entry, day) lock, so no other run can be between its rename and its COMMIT.
+    """
+    directory = _day_directory(entry, day, lake_root)
+    if not directory.is_dir():
+        return
+    ledgered = _ledgered_paths(conn, entry, day)
+    for path in directory.iterdir():
+        if str(path.relative_to(lake_root)) not in ledgered:
+            path.unlink(missing_ok=True)
+
+
+def _retire_restored(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> list[Path]:
+    """Files whose rows were restored are superseded by this run's archive of the day: drop their ledger
+    rows now (in this transaction) and return the files to delete after COMMIT."""
+    rows = conn.execute(
+        "DELETE FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s AND restored_at IS NOT NULL "
+        "RETURNING path", (entry.key, day)
+    ).fetchall()
+    return [lake_root / path for (path,) in rows if path]
+
+
+def _refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
+    """Deleting a row that other rows reference would cascade or null them: archive those tables first."""
+    references = conn.execute(
+        "SELECT c.conrelid::regclass::text, a.attname, p.attname FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+        "JOIN pg_attribute p ON p.attrelid = c.confrelid AND p.attnum = c.confkey[1] "
+        "WHERE c.contype = 'f' AND c.confrelid = to_regclass(format('%%I', %s::text)) "
+        "AND cardinality(c.conkey) = 1", (entry.table,)
+    ).fetchall()
+    for child, child_column, parent_column in references:
+        count = conn.execute(sql.SQL(
+            "SELECT count(*) FROM {child} c WHERE c.{fk} IN (SELECT {pk} FROM {parent} WHERE {filter})"
+        ).format(child=sql.SQL(child), fk=sql.Identifier(child_column), pk=sql.Identifier(parent_column),
+                 parent=sql.Identifier(entry.table), filter=_day_filter(entry, day))).fetchone()[0]
+        if count:
+            raise RetentionError(
+                f"{entry.key} {day}: {count} rows of {child} still reference these rows; "
+                f"archive {child} first (nothing deleted)"
+            )
+
+
+def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date) -> list[str]:
+    """Non-default partitions whose rows all lie within the day (so the whole partition can go)."""
+    start, end = day_bounds(day)
+    names = [name for (name,) in conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(format('%%I', %s::text)) "
+        "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)
+    )]
+    within = []
+    for name in names:
+        low, high = conn.execute(sql.SQL("SELECT min({t}), max({t}) FROM {p}").format(
+            t=sql.Identifier(entry.time_column), p=sql.Identifier(name))).fetchone()
+        if low is not None and low >= start and high < end:
+            within.append(name)
+    return within
+
+
+def _archive_partition(conn, entry, day, partition, columns, lake_root, run_id, written) -> str:
+    """Copy a whole partition out under an exclusive lock, verify, ledger it, then detach and drop it."""
+    table = sql.Identifier(partition)
+    conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table))
+    start, end = day_bounds(day)
+    low, high = conn.execute(sql.SQL("SELECT min({t}), max({t}) FROM {p}").format(
+        t=sql.Identifier(entry.time_column), p=table)).fetchone()
+    if low is None or low < start or high >= end:
+        raise RetentionError(f"{entry.key}: partition {partition} changed while it was being archived")
+    statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(_column_list(columns), table)
+    path = _export(conn, entry, day, columns, statement, lake_root, run_id, f"{run_id}-{partition}", written)
+    conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(entry.table), table))
+    conn.execute(sql.SQL("DROP TABLE {}").format(table))
+    return path
+
+
+def _archive_rows(conn, entry, day, columns, lake_root, run_id, written, result: DayResult) -> None:
+    """Move the day's remaining rows: COPY (DELETE ... RETURNING ...) into a file, or a plain DELETE."""
+    delete = sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(entry.table), _day_filter(entry, day))
+    if not entry.archives:
+        deleted = conn.execute(delete).rowcount
+        if deleted:
+            _ledger(conn, entry, day, run_id, None, deleted, 0, None, [])
+        return
+    statement = sql.SQL("COPY ({} RETURNING {}) TO STDOUT (FORMAT csv)").format(delete, _column_list(columns))
+    path = _export(conn, entry, day, columns, statement, lake_root, run_id, run_id, written)
+    if path:
+        result.files.append(path)
+
+
+def _export(conn, entry, day, columns, statement, lake_root, run_id, stem, written) -> str | None:
+    """Run a COPY ... TO STDOUT into `<day dir>/<stem>.parquet`, verify the file against what was sent,
+    and write its ledger row; return its lake-relative path (None when there were no rows)."""
+    path = _day_directory(entry, day, lake_root) / f"{stem}.parquet"
+    if path.exists():
+        raise RetentionError(f"{path} already exists; archive files are never overwritten")
+    with conn.cursor() as cursor:
+        written.append(path)
+        exported = copy_to_parquet(cursor, statement, schema_of(columns), entry.key_columns, path)
+        copied = cursor.rowcount
+    if exported.rows == 0:
+        return None
+    if copied != exported.rows:
+        raise RetentionError(f"{entry.key} {day}: PostgreSQL sent {copied} rows, the file holds {exported.rows}")
+    rows, checksum = reread(path, entry.key_columns)
+    if (rows, checksum) != (exported.rows, exported.checksum):
+        raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
+                             f"expected {exported.rows} / {exported.checksum:x}")
+    relative = str(path.relative_to(lake_root))
+    _ledger(conn, entry, day, run_id, relative, rows, exported.bytes, f"{checksum:016x}", [c.name for c in columns])
+    return relative
+
+
+def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns) -> None:
+    conn.execute(
+        "INSERT INTO forge_retention.archive_ledger (entry, day, run_id, strategy, path, row_count, bytes, "
+        "key_checksum, columns) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (entry.key, day, run_id, entry.strategy, path, rows, size, checksum, columns),
+    )
+
+
+def _ledger_totals(conn, entry, day, run_id) -> tuple[int, int]:
+    rows, size = conn.execute(
+        "SELECT coalesce(sum(row_count), 0), coalesce(sum(bytes), 0) FROM forge_retention.archive_ledger "
+        "WHERE entry = %s AND day = %s AND run_id = %s", (entry.key, day, run_id)
+    ).fetchone()
+    return int(rows), int(size)
+
+
+def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> int:
+    """Load the day's archived files back into the table, skipping rows whose key is already present;
+    mark the files restored in the ledger. Returns the number of rows inserted."""
+    if conn.autocommit:
+        raise ValueError("restore_day needs a connection in transaction mode")
+    lake_root = Path(lake_root).resolve()
+    _lock(conn, entry, day, wait=True)
+    files = conn.execute(
+        "SELECT id, path, columns FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s "
+        "AND path IS NOT NULL AND restored_at IS NULL ORDER BY id", (entry.key, day)
+    ).fetchall()
+    if not files:
+        conn.rollback()
+        raise RetentionError(f"{entry.key} {day}: no archived file to restore")
+    table = sql.Identifier(entry.table)
+    _ensure_range_partition(conn, entry, day)
+    inserted = 0
+    for ledger_id, path, names in files:
+        staging = sql.Identifier(f"restore_{ledger_id}")
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(staging, table))
+        parquet = pq.ParquetFile(lake_root / path)
+        copy_rows(conn, f"restore_{ledger_id}", (
+            {name: batch.column(name) for name in names} for batch in parquet.iter_batches(batch_size=65_536)))
+        keys = sql.SQL(" AND ").join(
+            sql.SQL("x.{k} = s.{k}").format(k=sql.Identifier(k)) for k in entry.key_columns)
+        column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+        inserted += conn.execute(sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} s WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE {keys})"
+        ).format(t=table, cols=column_list, s=staging, keys=keys)).rowcount
+        conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now() WHERE id = %s", (ledger_id,))
+    conn.commit()
+    return inserted
+
+
+def _ensure_range_partition(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
+    """A table RANGE-partitioned on its time column gets back the day partition a purge dropped."""
+    key = conn.execute(
+        "SELECT pg_get_partkeydef(to_regclass(format('%%I', %s::text)))", (entry.table,)).fetchone()[0]
+    if key != f"RANGE ({entry.time_column})":
+        return
+    start, end = day_bounds(day)
+    try:
+        with conn.transaction():  # a savepoint: an existing partition for the day makes this fail harmlessly
+            conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                sql.Identifier(f"{entry.table}_p{day:%Y%m%d}"), sql.Identifier(entry.table),
+                sql.Literal(start), sql.Literal(end)))
+    except (psycopg.errors.InvalidObjectDefinition, psycopg.errors.DuplicateTable):
+        pass
