@@ -69,6 +69,18 @@ def last_overdue_day(entry: TableEntry, now: datetime) -> date:
     return (now - timedelta(days=entry.keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
 
 
+def overdue_days(conn: psycopg.Connection, entry: TableEntry, now: datetime, until: date | None = None) -> list[date]:
+    """Days from the oldest row (an indexed min()) to the newest overdue day, or `until` if earlier."""
+    oldest = conn.execute(sql.SQL("SELECT min({}) FROM {} WHERE {}").format(
+        sql.Identifier(entry.time_column), sql.Identifier(entry.table), _slice_filter(entry))).fetchone()[0]
+    conn.rollback()
+    if oldest is None:
+        return []
+    first = oldest.date() if entry.naive_utc else oldest.astimezone(timezone.utc).date()
+    last = min(last_overdue_day(entry, now), until or date.max)
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
 def require_overdue(entry: TableEntry, day: date, now: datetime) -> None:
     if day > last_overdue_day(entry, now):
         due = day + timedelta(days=entry.keep_days + 1)
@@ -77,16 +89,19 @@ def require_overdue(entry: TableEntry, day: date, now: datetime) -> None:
         )
 
 
+def _slice_filter(entry: TableEntry) -> sql.Composable:
+    if not entry.slice_column:
+        return sql.SQL("true")
+    return sql.SQL("{}::text = ANY({})").format(sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
+
+
 def _day_filter(entry: TableEntry, day: date) -> sql.Composed:
     start, end = day_bounds(day)
     if entry.naive_utc:
         start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     column = sql.Identifier(entry.time_column)
-    condition = sql.SQL("{c} >= {s} AND {c} < {e}").format(c=column, s=sql.Literal(start), e=sql.Literal(end))
-    if entry.slice_column:
-        condition = sql.SQL("{} AND {}::text = ANY({})").format(
-            condition, sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
-    return condition
+    return sql.SQL("{c} >= {s} AND {c} < {e} AND {slice}").format(
+        c=column, s=sql.Literal(start), e=sql.Literal(end), slice=_slice_filter(entry))
 
 
 def _column_list(columns) -> sql.Composed:
@@ -339,7 +354,7 @@ def _ensure_range_partition(conn: psycopg.Connection, entry: TableEntry, day: da
     """A table RANGE-partitioned on its time column gets back the day partition a purge dropped."""
     key = conn.execute(
         "SELECT pg_get_partkeydef(to_regclass(format('%%I', %s::text)))", (entry.table,)).fetchone()[0]
-    if key != f"RANGE ({entry.time_column})":
+    if key is None or key.replace('"', "") != f"RANGE ({entry.time_column})":
         return
     start, end = day_bounds(day)
     try:
