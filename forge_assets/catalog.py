@@ -9,6 +9,9 @@ strategy that moves them out:
   (rows elsewhere, e.g. in a default partition, are archived row by row);
 - ``delete``: purge without archive, only for volatile tables (short-lived challenges, expired sessions).
 
+``after`` names the entries whose rows reference this one's (foreign keys): they are archived first, so
+that a purge never cascades into rows that are not archived. The engine refuses such a purge regardless.
+
 Columns listed in SENSITIVE never leave the database: they are left out of every Parquet file.
 Retention days follow the sources' own documentation where it gives one; the other values are documented
 defaults (see README).
@@ -60,6 +63,7 @@ class TableEntry:
     name: str | None = None
     tenant_column: str | None = None
     naive_utc: bool = False
+    after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_source(self.source)
@@ -100,8 +104,9 @@ CATALOG: tuple[TableEntry, ...] = (
     _entry("forge", "main_jobevent", "job_created", 90, key=("id", "job_id"), strategy="drop_partition"),
     _entry("forge", "main_jobhostsummary", "created", 90),
     _entry("forge", "main_driftdetection", "created", 90),
-    _entry("forge", "main_hostfactsnapshot", "created", 90),
-    _entry("forge", "main_job", "created", 90, tenant_column="organization_id"),
+    _entry("forge", "main_hostfactsnapshot", "created", 90, after=("main_driftdetection",)),
+    _entry("forge", "main_job", "created", 90, tenant_column="organization_id",
+           after=("main_jobhostsummary", "main_hostfactsnapshot")),
     _entry("forge", "main_activitystream", "timestamp", 365),
     _entry("forge", "main_auditevent", "created", 365, tenant_column="organization_id"),
     _entry("forge", "main_eventlog", "created", 90, tenant_column="organization_id"),
@@ -124,7 +129,7 @@ CATALOG: tuple[TableEntry, ...] = (
            tenant_column="tenant_id"),
     _entry("pulse", "system_metrics", "time", 30, key=("service", "metric_name", "time"), strategy="drop_partition"),
     _entry("pulse", "notification_log", "sent_at", 90, tenant_column="tenant_id"),
-    _entry("pulse", "fleet_alert", "created_at", 365, tenant_column="tenant_id"),
+    _entry("pulse", "fleet_alert", "created_at", 365, tenant_column="tenant_id", after=("notification_log",)),
     # OpenOrchestrator: finished queue elements and logs (naive UTC timestamps).
     _entry("openorchestrator", "Logs", "log_time", 30, naive_utc=True),
     _entry("openorchestrator", "Queues", "created_date", 90, slice_column="status",

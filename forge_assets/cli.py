@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
+from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
 from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
 from forge_assets.resources.embedded import stop_embedded_server
+from forge_assets.retention.engine import RetentionError, restore_day
+from forge_assets.retention.runner import EntryReport, archive_source
 from forge_assets.seed import SeedError, seed_sources
 from forge_assets.seed.common import SeedPlan
 
-_KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError)
+_KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError)
+_DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
 
 
@@ -30,6 +35,15 @@ def _positive_int(limit: int):
         return value
 
     return parse
+
+
+def _day(text: str) -> date:
+    if not _DAY_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"malformed day {text!r}: expected YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"malformed day {text!r}: {exc}") from None
 
 
 def _scale(text: str) -> float:
@@ -66,6 +80,20 @@ def _parser() -> argparse.ArgumentParser:
 
     d = commands.add_parser("demo", help="start PostgreSQL, migrate, seed, materialize everything, summarise")
     _seed_options(d, default_days=DEMO_DAYS)
+
+    a = commands.add_parser("archive", help="archive to Parquet and purge overdue days of catalog tables")
+    a.add_argument("--source", required=True, choices=SOURCES)
+    a.add_argument("--table", help="one catalog table or entry (default: every entry of the source)")
+    when = a.add_mutually_exclusive_group(required=True)
+    when.add_argument("--day", type=_day, help="one UTC day, YYYY-MM-DD")
+    when.add_argument("--until", type=_day, help="every overdue day up to this one")
+    a.add_argument("--dry-run", action="store_true", help="report what would move; change nothing")
+    a.add_argument("--wait", action="store_true", help="wait for a concurrent run of the same day instead of skipping")
+
+    r = commands.add_parser("restore", help="load an archived day back into its table")
+    r.add_argument("--source", required=True, choices=SOURCES)
+    r.add_argument("--table", required=True, help="catalog table or entry")
+    r.add_argument("--day", type=_day, required=True, help="UTC day, YYYY-MM-DD")
 
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon) on this project")
     commands.add_parser("docs", help="regenerate docs/rollups.md from the rollup specs")
@@ -126,6 +154,33 @@ def _seed(settings: Settings, args) -> None:
             print(f"  {table:40s} {count:>12,}")
 
 
+def print_archive_reports(reports: list[EntryReport], dry_run: bool = False) -> None:
+    """One line per entry: days, rows, bytes (in PostgreSQL for a dry run), files, and deferred days."""
+    verb = "would move" if dry_run else "moved"
+    for report in reports:
+        days = sum(1 for r in report.results if r.rows)
+        line = f"{report.entry.key:45s} {verb} {report.rows:>10,} rows {report.bytes:>13,} bytes in {days:>3} days"
+        if not dry_run:
+            line += f", {report.files} files"
+        print(line)
+        for reason in report.deferred:
+            print(f"    deferred: {reason}")
+
+
+def _archive(settings: Settings, args) -> int:
+    reports = archive_source(settings, args.source, datetime.now(timezone.utc), args.table, args.day, args.until,
+                             args.dry_run, args.wait)
+    print_archive_reports(reports, args.dry_run)
+    return 1 if any(r.deferred for r in reports) and args.table else 0
+
+
+def _restore(settings: Settings, args) -> None:
+    (entry,) = entries(args.source, args.table)[:1]
+    with source_connection(settings, args.source) as conn:
+        inserted = restore_day(conn, entry, args.day, settings.lake_root)
+    print(f"{entry.key} {args.day}: {inserted:,} rows restored (rows already present were skipped)")
+
+
 def _demo(settings: Settings, args) -> None:
     from forge_assets.demo import run_demo
 
@@ -170,7 +225,8 @@ def _docs(settings: Settings, args) -> None:
     print(f"wrote {target}")
 
 
-COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs}
+COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,
+            "archive": _archive, "restore": _restore}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,15 +2,16 @@
 
 from dagster import Definitions
 
+from forge_assets.assets.archive import ARCHIVE_ASSETS
 from forge_assets.assets.rollups import ROLLUP_ASSETS
 from forge_assets.assets.sources import SOURCE_TABLES
-from forge_assets.jobs import rollup_job, rollup_schedule
+from forge_assets.jobs import archive_jobs, rollup_job, rollup_schedule
 from forge_assets.resources.lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
 
 defs = Definitions(
-    assets=[*SOURCE_TABLES, *ROLLUP_ASSETS],
-    jobs=[rollup_job],
+    assets=[*SOURCE_TABLES, *ROLLUP_ASSETS, *ARCHIVE_ASSETS],
+    jobs=[rollup_job, *archive_jobs],
     schedules=[rollup_schedule],
     resources={
         "postgres": PostgresResource.from_environment(),

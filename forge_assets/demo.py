@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from forge_assets.config import SOURCES, Settings
 from forge_assets.db import describe, server_conninfo, source_connection
+from forge_assets.retention.runner import archive_source
 from forge_assets.seed import seed_sources, table_counts
 from forge_assets.seed.common import SeedPlan
 
@@ -37,8 +38,9 @@ def _step(message: str) -> float:
 
 
 def run_demo(settings: Settings, plan: SeedPlan) -> None:
-    """Start or attach PostgreSQL, migrate, seed (once), materialize every rollup day, print a summary."""
-    from forge_assets.cli import run_migrations
+    """Start or attach PostgreSQL, migrate, seed (once), materialize every rollup day, archive every overdue
+    day (rollups first, so nothing is purged before it is rolled up), print a summary."""
+    from forge_assets.cli import print_archive_reports, run_migrations
 
     begun = _step("PostgreSQL")
     where = "embedded server under " + str(settings.pgdata) if settings.embedded else describe(server_conninfo(settings))
@@ -65,6 +67,12 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
     _print_lake_summary(settings)
     if not result.success:
         raise SystemExit(1)
+
+    started = _step("retention: archive to Parquet and purge every overdue day of every catalog table")
+    now = datetime.now(timezone.utc)
+    for source in SOURCES:
+        print_archive_reports(archive_source(settings, source, now))
+    print(f"retention done in {time.perf_counter() - started:.1f} s; ledger: forge_retention.archive_ledger")
 
     print(f"\nDone in {time.perf_counter() - begun:.0f} s. Parquet lake: {settings.lake_root}")
     print("Open the Dagster UI with `make dev` (the runs above are in its history).")

@@ -55,3 +55,34 @@ def test_password_never_printed(settings):
     assert result.returncode == 2
     assert "hunter2" not in result.stdout + result.stderr
     assert "admin@127.0.0.1:1/goforge" in result.stderr
+
+
+def test_purge_of_a_volatile_table_and_its_refusals(seeded, connect):
+    table = "main_webauthnregistrationchallenge"
+    with connect("forge") as conn:
+        before = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    dry = run("archive", "--source", "forge", "--table", table, "--until", "2099-01-01", "--dry-run")
+    assert dry.returncode == 0 and "would move" in dry.stdout
+    done = run("archive", "--source", "forge", "--table", table, "--until", "2099-01-01")
+    assert done.returncode == 0, done.stderr
+    moved = int(done.stdout.split("moved")[1].split("rows")[0].replace(",", ""))
+    with connect("forge") as conn:
+        after = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    assert moved > 0 and after == before - moved, "only overdue challenges (older than a day) are purged"
+    assert after > 0
+    nothing = run("restore", "--source", "forge", "--table", table, "--day", "2026-01-01")
+    assert nothing.returncode == 2 and "no archived file to restore" in nothing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["archive", "--source", "forge", "--table", "../../etc", "--day", "2026-01-01"], "no table or entry '../../etc'"),
+        (["archive", "--source", "forge", "--day", "2026-02-30"], "malformed day '2026-02-30'"),
+        (["archive", "--source", "forge", "--day", "yesterday"], "malformed day 'yesterday'"),
+        (["archive", "--source", "pulse", "--table", "telemetry", "--day", "2999-01-01"], "is not overdue"),
+    ],
+)
+def test_archive_rejects_bad_input(seeded, args, expected):
+    result = run(*args)
+    assert result.returncode == 2 and expected in result.stderr, result.stderr

@@ -271,3 +271,38 @@ def test_sensitive_columns_never_reach_parquet(db):
         source, table = path.parts[-4], path.parts[-3]
         entry = next(e for e in CATALOG if e.source == source and e.entry_name == table)
         assert not set(SENSITIVE.get((source, entry.table), ())) & set(pq.read_schema(path).names), path
+
+
+def test_archive_asset_waits_for_its_rollups_and_refuses_young_days(db):
+    from dagster import AssetKey, DagsterInstance, materialize
+
+    from forge_assets.assets.archive import build_archive_asset
+    from forge_assets.assets.rollups import ROLLUP_ASSETS
+    from forge_assets.resources.lake import ParquetLake
+    from forge_assets.resources.postgres import PostgresResource
+
+    entry = entries("orchestry", "metrics_instance")[0]
+    archive = build_archive_asset(entry)
+    rollup = next(a for a in ROLLUP_ASSETS if a.key == AssetKey("app_metrics_hourly"))
+    resources = {
+        "postgres": PostgresResource(home=str(db.home), server_url=db.server_url, database_prefix=db.database_prefix),
+        "lake": ParquetLake(root=str(db.lake_root)),
+    }
+    day = first_overdue(db, entry).isoformat()
+    with DagsterInstance.ephemeral() as instance, conn_to(db, entry.source) as conn:
+        before = content(conn, entry)
+        refused = materialize([archive], partition_key=day, resources=resources, instance=instance,
+                              raise_on_error=False)
+        assert not refused.success and content(conn, entry) == before
+        assert "app_metrics_hourly are not materialized" in str(refused.all_events)
+
+        assert materialize([rollup], partition_key=day, resources=resources, instance=instance).success
+        done = materialize([archive], partition_key=day, resources=resources, instance=instance)
+        metadata = done.asset_materializations_for_node(archive.node_def.name)[0].metadata
+        assert metadata["rows"].value > 0 and content(conn, entry)[0] == before[0] - metadata["rows"].value
+
+        yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+        assert materialize([rollup], partition_key=yesterday, resources=resources, instance=instance).success
+        young = materialize([archive], partition_key=yesterday, resources=resources, instance=instance,
+                            raise_on_error=False)
+        assert not young.success and "keeps 7 days" in str(young.all_events)

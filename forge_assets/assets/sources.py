@@ -4,6 +4,7 @@ from dagster import AssetSpec
 
 from forge_assets.assets.rollups import source_table_key
 from forge_assets.assets.rollups.catalog import ROLLUPS
+from forge_assets.catalog import CATALOG
 
 SOURCE_TABLES: list[AssetSpec] = [
     AssetSpec(
@@ -12,5 +13,7 @@ SOURCE_TABLES: list[AssetSpec] = [
         kinds={"postgres"},
         description=f"{table} in the {source} database; the {source} application owns and writes it.",
     )
-    for source, table in sorted({(spec.source, table) for spec in ROLLUPS for table in spec.reads})
+    for source, table in sorted(
+        {(spec.source, table) for spec in ROLLUPS for table in spec.reads} | {(e.source, e.table) for e in CATALOG}
+    )
 ]

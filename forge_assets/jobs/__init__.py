@@ -2,7 +2,10 @@
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
+from forge_assets.assets.archive import archive_key
 from forge_assets.assets.rollups import ROLLUP_GROUPS
+from forge_assets.catalog import CATALOG
+from forge_assets.config import SOURCES
 
 rollup_job = define_asset_job(
     name="rollups",
@@ -17,3 +20,12 @@ rollup_schedule = build_schedule_from_partitioned_job(
     minute_of_hour=30,
     description="Rollups of the previous UTC day, 30 minutes after midnight.",
 )
+
+archive_jobs = [
+    define_asset_job(
+        name=f"archive_{source}",
+        selection=AssetSelection.assets(*(archive_key(e) for e in CATALOG if e.source == source)),
+        description=f"Archive and purge one overdue day of every {source} table in the retention catalog.",
+    )
+    for source in SOURCES
+]

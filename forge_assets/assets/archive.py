@@ -1,0 +1,87 @@
+"""Archive assets: one daily-partitioned asset per catalog entry, a thin layer over the retention engine."""
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from forge_assets.assets.rollups import source_table_key
+from forge_assets.assets.rollups.catalog import ROLLUPS
+from forge_assets.catalog import CATALOG, TableEntry, validate
+from forge_assets.partitions import DAILY
+from forge_assets.resources.lake import ParquetLake
+from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.engine import NotOverdue, RetentionError, archive_day
+
+
+def archive_key(entry: TableEntry) -> AssetKey:
+    return AssetKey(["archive", entry.source, entry.entry_name])
+
+
+def rollups_reading(entry: TableEntry) -> list[AssetKey]:
+    """The rollups computed from the entry's table: a day is purged only after they exist for it."""
+    return [AssetKey(spec.name) for spec in ROLLUPS if spec.source == entry.source and entry.table in spec.reads]
+
+
+def _describe(entry: TableEntry) -> str:
+    action = {"archive": "Archives to Parquet, then purges,", "delete": "Purges (no archive: volatile rows)",
+              "drop_partition": "Archives whole partitions to Parquet and drops them (other rows row by row),"}
+    return (f"{action[entry.strategy]} the rows of {entry.source}.{entry.table} whose {entry.time_column} falls on "
+            f"the partition's UTC day, once the day is {entry.keep_days} days old. Each file is verified and "
+            "ledgered in forge_retention.archive_ledger in the purge's own transaction.")
+
+
+def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
+    """The archive asset of one catalog entry."""
+    upstream = rollups_reading(entry)
+
+    @asset(
+        key=archive_key(entry),
+        group_name=f"{entry.source}_archive",
+        kinds={"postgres", "parquet"} if entry.archives else {"postgres"},
+        description=_describe(entry),
+        partitions_def=DAILY,
+        deps=[source_table_key(entry.source, entry.table), *upstream,
+              *(AssetKey(["archive", entry.source, name]) for name in entry.after)],
+        pool=f"{entry.source}_purge",
+        op_tags={"forge/table": entry.key},
+        metadata={"keep_days": entry.keep_days, "strategy": entry.strategy, "time_column": entry.time_column,
+                  "sensitive_columns_never_archived": ", ".join(entry.sensitive_columns) or "none"},
+    )
+    def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
+        day = date.fromisoformat(context.partition_key)
+        missing = [k.to_user_string() for k in upstream
+                   if context.partition_key not in context.instance.get_materialized_partitions(k)]
+        if missing:
+            raise Failure(f"{entry.key} {day}: rollups {', '.join(missing)} are not materialized for this day; "
+                          "nothing was purged (materialize them first)")
+        try:
+            with postgres.write(entry.source) as conn:
+                validate(conn, [entry])
+                result = archive_day(conn, entry, day, Path(lake.root), datetime.now(timezone.utc),
+                                     run_id=context.run_id, wait=True)
+        except (NotOverdue, RetentionError) as exc:
+            raise Failure(str(exc)) from None
+        context.log.info(f"{entry.key} {day}: {result.rows} rows, {result.bytes} bytes in {result.seconds:.2f} s")
+        return MaterializeResult(metadata={
+            "rows": result.rows,
+            "bytes": result.bytes,
+            "files": len(result.files),
+            "partitions_dropped": len(result.partitions_dropped),
+            "seconds": round(result.seconds, 3),
+            "rows_per_second": round(result.rows_per_second),
+            "paths": MetadataValue.json(result.files),
+        })
+
+    return archive
+
+
+ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in CATALOG]

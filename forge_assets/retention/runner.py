@@ -1,0 +1,71 @@
+"""Archiving many (entry, day) pairs in catalog order: what the CLI and the demo run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from forge_assets.catalog import TableEntry, entries, validate
+from forge_assets.config import Settings
+from forge_assets.db import source_connection
+from forge_assets.retention.engine import (
+    DayResult,
+    NotOverdue,
+    RetentionError,
+    archive_day,
+    dry_run_day,
+    overdue_days,
+)
+
+
+@dataclass
+class EntryReport:
+    """Everything one entry's days came to."""
+
+    entry: TableEntry
+    results: list[DayResult] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(r.rows for r in self.results)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.results)
+
+    @property
+    def files(self) -> int:
+        return sum(len(r.files) for r in self.results)
+
+
+def archive_source(settings: Settings, source: str, now: datetime, table: str | None = None,
+                   day: date | None = None, until: date | None = None, dry_run: bool = False,
+                   wait: bool = False) -> list[EntryReport]:
+    """Archive (or dry-run) one day, or every overdue day up to `until`, of a source's catalog entries.
+
+    Entries run in catalog order (children before the rows they reference). A day that cannot be purged
+    yet (rows still referenced, or not overdue when a whole source is asked for) is reported as deferred.
+    """
+    selected = entries(source, table)
+    reports = []
+    with source_connection(settings, source) as conn:
+        validate(conn, selected)
+        conn.rollback()
+        for entry in selected:
+            report = EntryReport(entry)
+            days = [day] if day else overdue_days(conn, entry, now, until)
+            for each in days:
+                try:
+                    if dry_run:
+                        report.results.append(dry_run_day(conn, entry, each, now))
+                    else:
+                        report.results.append(archive_day(conn, entry, each, settings.lake_root, now, wait=wait))
+                except NotOverdue as exc:
+                    if table:
+                        raise
+                    report.deferred.append(str(exc))
+                except RetentionError as exc:
+                    report.deferred.append(str(exc))
+            reports.append(report)
+    return reports
