@@ -339,12 +339,14 @@ def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
         parquet = pq.ParquetFile(lake_root / path)
         copy_rows(conn, f"restore_{ledger_id}", (
             {name: batch.column(name) for name in names} for batch in parquet.iter_batches(batch_size=65_536)))
+        conn.execute(sql.SQL("ANALYZE {}").format(staging))  # a temp table has no statistics until analysed
         keys = sql.SQL(" AND ").join(
             sql.SQL("x.{k} = s.{k}").format(k=sql.Identifier(k)) for k in entry.key_columns)
         column_list = sql.SQL(", ").join(map(sql.Identifier, names))
         inserted += conn.execute(sql.SQL(
-            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} s WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE {keys})"
-        ).format(t=table, cols=column_list, s=staging, keys=keys)).rowcount
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} s WHERE NOT EXISTS "
+            "(SELECT 1 FROM {t} x WHERE {keys} AND {day})"
+        ).format(t=table, cols=column_list, s=staging, keys=keys, day=_day_filter(entry, day))).rowcount
         conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now() WHERE id = %s", (ledger_id,))
     conn.commit()
     return inserted
