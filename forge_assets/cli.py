@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--day", type=_day, required=True, help="UTC day, YYYY-MM-DD")
 
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon) on this project")
-    commands.add_parser("docs", help="regenerate docs/rollups.md from the rollup specs")
+    commands.add_parser("docs", help="regenerate docs/rollups.md and docs/retention.md from the code")
 
     server = commands.add_parser("server", help="the embedded PostgreSQL server under FORGE_HOME")
     server.add_argument("action", choices=["start", "stop", "status"])
@@ -216,13 +216,14 @@ def _server(settings: Settings, args) -> None:
 
 
 def _docs(settings: Settings, args) -> None:
-    from forge_assets.docs import rollup_reference
+    from forge_assets.docs import retention_reference, rollup_reference
     from forge_assets.sql_files import sql_root
 
-    target = sql_root().parent / "docs" / "rollups.md"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(rollup_reference(), encoding="utf-8")
-    print(f"wrote {target}")
+    docs = sql_root().parent / "docs"
+    docs.mkdir(exist_ok=True)
+    for name, text in (("rollups.md", rollup_reference()), ("retention.md", retention_reference())):
+        (docs / name).write_text(text, encoding="utf-8")
+        print(f"wrote {docs / name}")
 
 
 COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,

@@ -58,9 +58,8 @@ def test_source_tables_are_external_assets():
     assert specs and all(s.group_name.endswith("_source") for s in specs)
 
 
-def test_rollup_reference_is_current():
-    from forge_assets.docs import rollup_reference
+def test_generated_references_are_current():
+    from forge_assets.docs import retention_reference, rollup_reference
 
-    assert (ROOT / "docs" / "rollups.md").read_text(encoding="utf-8") == rollup_reference(), (
-        "docs/rollups.md is stale: run `forge-assets docs`"
-    )
+    for name, text in (("rollups.md", rollup_reference()), ("retention.md", retention_reference())):
+        assert (ROOT / "docs" / name).read_text(encoding="utf-8") == text, f"docs/{name} is stale: run forge-assets docs"
