@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
@@ -95,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--table", required=True, help="catalog table or entry")
     r.add_argument("--day", type=_day, required=True, help="UTC day, YYYY-MM-DD")
 
-    commands.add_parser("dev", help="open the Dagster UI (webserver and daemon) on this project")
+    commands.add_parser("dev", help="open the Dagster UI (webserver and daemon); other arguments go to `dagster dev`")
     commands.add_parser("docs", help="regenerate docs/rollups.md and docs/retention.md from the code")
 
     server = commands.add_parser("server", help="the embedded PostgreSQL server under FORGE_HOME")
@@ -114,7 +115,11 @@ def _seed_options(parser: argparse.ArgumentParser, default_days: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `forge-assets` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "dev":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dagster_args = extra
     try:
         settings = load_settings()
         return COMMANDS[args.command](settings, args) or 0
@@ -194,7 +199,8 @@ def _dev(settings: Settings, args) -> None:
         server_conninfo(settings)  # start it once, before the webserver and daemon both try
     env = dagster_environment(settings)
     print(f"Dagster home: {env['DAGSTER_HOME']}")
-    os.execvpe("dagster", ["dagster", "dev", "-m", "forge_assets.definitions"], env)
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    os.execvpe(dagster, [dagster, "dev", "-m", "forge_assets.definitions", *args.dagster_args], env)
 
 
 def _server(settings: Settings, args) -> None:
