@@ -88,6 +88,16 @@ def diurnal_offsets_us(rng: np.random.Generator, n: int, peak_hour: float = 14.0
     return (chosen * 3_600_000_000 + rng.integers(0, 3_600_000_000, size=n)).astype(np.int64)
 
 
+def daily_batches(rng: np.random.Generator, plan: SeedPlan, per_day: float, build, peak_hour: float = 14.0):
+    """Per generated day, a Poisson number (mean `per_day` x scale) of diurnal timestamps before the anchor,
+    passed to `build(timestamps_us)`; yields what it returns (days without events are skipped)."""
+    for day_start in plan.day_starts_us():
+        at = day_start + np.sort(diurnal_offsets_us(rng, rng.poisson(plan.count(per_day)), peak_hour))
+        at = at[at < plan.anchor_us]
+        if len(at):
+            yield build(at)
+
+
 def pick(rng: np.random.Generator, values: list[str], n: int, p: list[float] | None = None) -> np.ndarray:
     """`n` draws from `values` with probabilities `p` (normalised)."""
     probs = None if p is None else np.asarray(p, dtype=float) / np.sum(p)

@@ -15,6 +15,7 @@ from forge_assets.pgcopy import copy_rows
 from forge_assets.seed.common import (
     SeedPlan,
     concat,
+    daily_batches,
     diurnal_offsets_us,
     pick,
     reset_sequences,
@@ -464,22 +465,14 @@ def _events_of(rng, plan, runs, hosts, templates, jobs, first_id) -> dict:
 
 def _activity(conn, rng, plan: SeedPlan, users) -> None:
     """Activity stream and security audit events, with diurnal rhythm."""
-    def daily(per_day, builder):
-        for start in plan.day_starts_us():
-            n = rng.poisson(plan.count(per_day))
-            at = start + np.sort(diurnal_offsets_us(rng, n, peak_hour=11))
-            at = at[at < plan.anchor_us]
-            if len(at):
-                yield builder(at)
-
-    copy_rows(conn, "main_activitystream", daily(150, lambda at: {
+    copy_rows(conn, "main_activitystream", daily_batches(rng, plan, 150, peak_hour=11, build=lambda at: {
         "actor_id": rng.choice(users, len(at)),
         "operation": pick(rng, ["create", "update", "delete", "associate", "disassociate"], len(at), [3, 8, 1, 2, 1]),
         "timestamp": timestamps(at),
         "changes": concat('{"name": ["old", "new"], "id": ', pa.array(rng.integers(1, 5000, len(at))), "}"),
         "object1": pick(rng, ["job_template", "host", "inventory", "credential", "organization", "user"], len(at)),
     }))
-    copy_rows(conn, "main_auditevent", daily(80, lambda at: {
+    copy_rows(conn, "main_auditevent", daily_batches(rng, plan, 80, peak_hour=11, build=lambda at: {
         "created": timestamps(at),
         "actor_id": rng.choice(users, len(at)),
         "actor_username": concat("user", pa.array(rng.integers(1, 41, len(at)))),

@@ -12,6 +12,7 @@ from forge_assets.pgcopy import copy_rows
 from forge_assets.seed.common import (
     SeedPlan,
     concat,
+    daily_batches,
     diurnal_offsets_us,
     diurnal_weights,
     pick,
@@ -197,20 +198,13 @@ def _containers_and_metrics(conn, rng, plan: SeedPlan, deployments) -> None:
 
 
 def _sessions_and_audit(conn, rng, plan: SeedPlan, users) -> None:
-    def per_day(per_day_count, build):
-        for day_start in plan.day_starts_us():
-            at = day_start + np.sort(diurnal_offsets_us(rng, rng.poisson(plan.count(per_day_count))))
-            at = at[at < plan.anchor_us]
-            if len(at):
-                yield build(at)
-
-    copy_rows(conn, "sessions", per_day(25, lambda at: {
+    copy_rows(conn, "sessions", daily_batches(rng, plan, 25, build=lambda at: {
         "id": uuid_strings(rng, len(at)),
         "user_id": users.take(pa.array(rng.integers(0, len(users), len(at)))),
         "token_hash": pc.replace_substring(concat(uuid_strings(rng, len(at)), uuid_strings(rng, len(at))), "-", ""),
         "expires_at": timestamps(at + 7 * _DAY), "created_at": timestamps(at), "last_active_at": timestamps(at),
     }))
-    copy_rows(conn, "audit_logs", per_day(60, lambda at: {
+    copy_rows(conn, "audit_logs", daily_batches(rng, plan, 60, build=lambda at: {
         "id": uuid_strings(rng, len(at)),
         "user_id": users.take(pa.array(rng.integers(0, len(users), len(at)))),
         "action": pick(rng, ["deployment.create", "project.update", "env_variable.update", "login"], len(at)),
