@@ -306,3 +306,27 @@ def test_archive_asset_waits_for_its_rollups_and_refuses_young_days(db):
         young = materialize([archive], partition_key=yesterday, resources=resources, instance=instance,
                             raise_on_error=False)
         assert not young.success and "keeps 7 days" in str(young.all_events)
+
+
+def test_a_writer_failure_mid_copy_rolls_back_promptly(db, monkeypatch):
+    """ENOSPC (or any error) while the COPY is still streaming: the delete rolls back, no file, no hang."""
+    import pyarrow.parquet
+
+    entry = entries("goforge", "container_metrics")[0]
+    day = first_overdue(db, entry)
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    from forge_assets.retention import stream
+
+    monkeypatch.setattr(stream, "ROW_GROUP_ROWS", 100)  # the first write happens while the COPY still streams
+    monkeypatch.setattr(pyarrow.parquet.ParquetWriter, "write_table", disk_full)
+    with conn_to(db, entry.source) as conn:
+        conn.execute("SET statement_timeout = '20s'")
+        conn.commit()
+        before = content(conn, entry)
+        with pytest.raises(OSError, match="No space left"):
+            archive_day(conn, entry, day, db.lake_root, NOW)
+        assert content(conn, entry) == before
+    assert not [f for f in files_of(db, entry) if f"day={day}" in str(f)]
