@@ -70,7 +70,6 @@ ORGANIZATIONS = [
     ("Hooli Cloud", 3.0, 1.5, 400),
 ]
 _LONGEST_PROFILE = 1  # "Patch Linux fleet": runs of about 25 minutes
-QUOTA_KINDS = ["concurrent_jobs", "daily_launches", "hosts", "storage_mb"]
 
 
 def seed(conn: psycopg.Connection, plan: SeedPlan) -> None:
