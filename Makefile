@@ -30,7 +30,8 @@ dev: $(STAMP)
 	$(BIN)/forge-assets dev
 
 bench: $(STAMP)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench rollups
+	$(BIN)/python -m bench archive $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/forge-assets server stop

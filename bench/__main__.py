@@ -1,14 +1,14 @@
-"""python -m bench <benchmark> [options]: rollups (more come with the retention engine)."""
+"""python -m bench <benchmark> [options]: rollups, archive."""
 
 import sys
 
-from bench import rollups
+from bench import archive, rollups
 
-BENCHMARKS = {"rollups": rollups.main}
+BENCHMARKS = {"rollups": rollups.main, "archive": archive.main}
 
 
 def main() -> None:
-    name, *rest = sys.argv[1:] or ["rollups"]
+    name, *rest = sys.argv[1:] or ["rollups"]  # `make bench` runs both: see the Makefile
     if name not in BENCHMARKS:
         sys.exit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
     BENCHMARKS[name](rest)

@@ -8,11 +8,16 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
-from forge_assets.config import Settings, load_settings
+from forge_assets.config import SOURCES, Settings, load_settings
+from forge_assets.db import source_connection
+from forge_assets.retention.engine import day_bounds
+from forge_assets.seed import seed_sources, table_counts
+from forge_assets.seed.common import SeedPlan
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,3 +61,26 @@ def write_results(name: str, payload: dict, markdown: str) -> Path:
     path = RESULTS / f"{stamp}-{name}.md"
     path.write_text(markdown)
     return path
+
+
+def prepare(scale: float) -> tuple[date, dict[str, int]]:
+    """Seed two days at `scale` into the bench databases (once) and return the complete day."""
+    from forge_assets.cli import run_migrations
+
+    settings = bench_settings()
+    anchor = datetime.now(timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)
+    run_migrations(settings, SOURCES)
+    with source_connection(settings, "forge") as conn:
+        existing = table_counts(conn)
+    if existing.get("main_job"):
+        print("bench databases already seeded; reusing them (drop the bench_* databases to reseed)")
+    else:
+        began = time.perf_counter()
+        seed_sources(settings, SeedPlan(days=2, scale=scale, seed=1, anchor=anchor))
+        print(f"seeded 2 days at scale {scale} in {time.perf_counter() - began:.0f} s")
+    with source_connection(settings, "forge") as conn:
+        day = conn.execute("SELECT (max(created) AT TIME ZONE 'UTC')::date - 1 FROM main_job").fetchone()[0]
+        start, end = day_bounds(day)
+        events = conn.execute("SELECT count(*) FROM main_jobevent WHERE job_created >= %s AND job_created < %s",
+                              (start, end)).fetchone()[0]
+    return day, {"job_events_that_day": events}

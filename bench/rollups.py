@@ -13,17 +13,14 @@ import argparse
 import json
 import time
 import warnings
-from datetime import date, datetime, timezone
+from datetime import date
 
 import pandas as pd
 
-from bench.common import bench_settings, median_of, peak_rss_mb, run_child, write_results
+from bench.common import bench_settings, median_of, peak_rss_mb, prepare, run_child, write_results
 from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.assets.rollups.spec import compute_rollup, day_window
-from forge_assets.config import SOURCES
 from forge_assets.db import source_connection
-from forge_assets.seed import seed_sources, table_counts
-from forge_assets.seed.common import SeedPlan
 
 SPECS = {spec.name: spec for spec in ROLLUPS}
 
@@ -130,29 +127,6 @@ def measure(method: str, name: str, day: date) -> dict:
             rows, total = len(frame), int(frame[column].sum())
         seconds = time.perf_counter() - began
     return {"seconds": seconds, "rows": rows, "total": total, "peak_rss_mb": peak_rss_mb()}
-
-
-def prepare(scale: float) -> tuple[date, dict[str, int]]:
-    """Seed two days at `scale` into the bench databases (once) and return the complete day."""
-    from forge_assets.cli import run_migrations
-
-    settings = bench_settings()
-    anchor = datetime.now(timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)
-    run_migrations(settings, SOURCES)
-    with source_connection(settings, "forge") as conn:
-        existing = table_counts(conn)
-    if existing.get("main_job"):
-        print("bench databases already seeded; reusing them (drop the bench_* databases to reseed)")
-    else:
-        began = time.perf_counter()
-        seed_sources(settings, SeedPlan(days=2, scale=scale, seed=1, anchor=anchor))
-        print(f"seeded 2 days at scale {scale} in {time.perf_counter() - began:.0f} s")
-    with source_connection(settings, "forge") as conn:
-        day = conn.execute("SELECT (max(created) AT TIME ZONE 'UTC')::date - 1 FROM main_job").fetchone()[0]
-        start, end = day_window(day, day)
-        events = conn.execute("SELECT count(*) FROM main_jobevent WHERE job_created >= %s AND job_created < %s",
-                              (start, end)).fetchone()[0]
-    return day, {"job_events_that_day": events}
 
 
 def main(argv: list[str]) -> None:
