@@ -15,7 +15,8 @@ TS = pa.timestamp("us", tz="UTC")
 NAIVE_TS = pa.timestamp("us")
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _UUID_HEX_POSITIONS = [*range(0, 8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36)]
-_US_PER_DAY = 86_400_000_000
+US_PER_SECOND = 1_000_000
+US_PER_DAY = 86_400 * US_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class SeedPlan:
 
     def day_starts_us(self) -> np.ndarray:
         """Microsecond timestamps of each generated day's midnight."""
-        return to_us(self.first_day) + np.arange(self.days, dtype=np.int64) * _US_PER_DAY
+        return to_us(self.first_day) + np.arange(self.days, dtype=np.int64) * US_PER_DAY
 
 
 def to_us(moment: datetime) -> int:

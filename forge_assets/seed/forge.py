@@ -13,6 +13,8 @@ from psycopg import sql
 
 from forge_assets.pgcopy import copy_rows
 from forge_assets.seed.common import (
+    US_PER_DAY,
+    US_PER_SECOND,
     SeedPlan,
     concat,
     daily_batches,
@@ -23,8 +25,8 @@ from forge_assets.seed.common import (
     uuid_strings,
 )
 
-_S = 1_000_000  # microseconds per second
-_DAY = 86_400 * _S
+_S = US_PER_SECOND
+_DAY = US_PER_DAY
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import pyarrow.compute as pc
 
 from forge_assets.pgcopy import copy_rows
 from forge_assets.seed.common import (
+    US_PER_DAY,
+    US_PER_SECOND,
     SeedPlan,
     concat,
     daily_batches,
@@ -20,8 +22,8 @@ from forge_assets.seed.common import (
     uuid_strings,
 )
 
-_S = 1_000_000
-_DAY = 86_400 * _S
+_S = US_PER_SECOND
+_DAY = US_PER_DAY
 _SAMPLE_EVERY = 300 * _S  # docker stats scraped every five minutes
 _FIRST_SUNDAY_3AM = 3 * _DAY + 3 * 3_600 * _S  # 1970-01-04 03:00 UTC (the epoch was a Thursday)
 

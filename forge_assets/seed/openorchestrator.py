@@ -8,10 +8,19 @@ import psycopg
 import pyarrow as pa
 
 from forge_assets.pgcopy import copy_rows
-from forge_assets.seed.common import SeedPlan, concat, diurnal_offsets_us, pick, timestamps, uuid_strings
+from forge_assets.seed.common import (
+    US_PER_DAY,
+    US_PER_SECOND,
+    SeedPlan,
+    concat,
+    diurnal_offsets_us,
+    pick,
+    timestamps,
+    uuid_strings,
+)
 
-_S = 1_000_000
-_DAY = 86_400 * _S
+_S = US_PER_SECOND
+_DAY = US_PER_DAY
 PROCESSES = ["InvoiceBot", "PayrollSync", "ClaimsIntake", "ReportMailer", "VendorOnboarding", "LedgerRecon"]
 QUEUES = ["invoices", "claims", "vendor_docs"]
 

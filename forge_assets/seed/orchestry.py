@@ -8,10 +8,19 @@ import psycopg
 import pyarrow as pa
 
 from forge_assets.pgcopy import copy_rows
-from forge_assets.seed.common import SeedPlan, concat, diurnal_offsets_us, diurnal_weights, pick, timestamps
+from forge_assets.seed.common import (
+    US_PER_DAY,
+    US_PER_SECOND,
+    SeedPlan,
+    concat,
+    diurnal_offsets_us,
+    diurnal_weights,
+    pick,
+    timestamps,
+)
 
-_S = 1_000_000
-_DAY = 86_400 * _S
+_S = US_PER_SECOND
+_DAY = US_PER_DAY
 _SAMPLE_EVERY = 900 * _S
 APP_NAMES = ["web", "api", "auth", "search", "billing", "media", "chat", "jobs", "cart", "admin"]
 METRIC_TYPES = ["cpu_percent", "memory_percent", "rps", "latency_p95", "active_connections"]

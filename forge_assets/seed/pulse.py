@@ -9,10 +9,19 @@ import pyarrow as pa
 from psycopg import sql
 
 from forge_assets.pgcopy import copy_rows
-from forge_assets.seed.common import SeedPlan, concat, diurnal_offsets_us, diurnal_weights, pick, timestamps
+from forge_assets.seed.common import (
+    US_PER_DAY,
+    US_PER_SECOND,
+    SeedPlan,
+    concat,
+    diurnal_offsets_us,
+    diurnal_weights,
+    pick,
+    timestamps,
+)
 
-_S = 1_000_000
-_DAY = 86_400 * _S
+_S = US_PER_SECOND
+_DAY = US_PER_DAY
 TENANTS = ["tenant-acme", "tenant-globex", "tenant-initech", "tenant-umbrella"]
 SEVERITIES = ["critical", "major", "minor", "warning", "info"]
 ALERT_STATUSES = ["OPEN", "ACKNOWLEDGED", "CLOSED"]
