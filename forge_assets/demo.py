@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from forge_assets.config import SOURCES, Settings
 from forge_assets.db import describe, server_conninfo, source_connection
 from forge_assets.retention.runner import archive_source
-from forge_assets.seed import seed_sources, table_counts
+from forge_assets.seed import first_table_with_data, seed_sources
 from forge_assets.seed.common import SeedPlan
 
 DAGSTER_YAML = """\
@@ -51,7 +51,7 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
     run_migrations(settings, SOURCES)
 
     started = _step(f"seed: {plan.days} days up to {plan.anchor:%Y-%m-%d %H:%M} UTC")
-    empty = [s for s in SOURCES if not any(_counts(settings, s).values())]
+    empty = [s for s in SOURCES if not _holds_data(settings, s)]
     if empty:
         for report in seed_sources(settings, plan, tuple(empty)):
             print(f"{report.source:17s} {sum(report.counts.values()):>11,} rows in {report.seconds:5.1f} s")
@@ -78,9 +78,9 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
     print("Open the Dagster UI with `make dev` (the runs above are in its history).")
 
 
-def _counts(settings: Settings, source: str) -> dict[str, int]:
+def _holds_data(settings: Settings, source: str) -> bool:
     with source_connection(settings, source) as conn:
-        return table_counts(conn)
+        return first_table_with_data(conn) is not None
 
 
 def _materialize_rollups(settings: Settings, first: str, last: str):

@@ -109,10 +109,18 @@ def _require_stand_in(conn: psycopg.Connection, source: str) -> None:
         )
 
 
-def _require_empty(conn: psycopg.Connection, source: str) -> None:
-    for (table,) in conn.execute(_SOURCE_TABLES).fetchall():
+def first_table_with_data(conn: psycopg.Connection) -> str | None:
+    """A source table that holds at least one row (an EXISTS probe per table), or None when all are empty."""
+    for (table,) in conn.execute(_SOURCE_TABLES + " ORDER BY c.relname").fetchall():
         if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))).fetchone()[0]:
-            raise SeedError(f"the {source} database already holds data ({table}); use --reset to replace it")
+            return table
+    return None
+
+
+def _require_empty(conn: psycopg.Connection, source: str) -> None:
+    table = first_table_with_data(conn)
+    if table is not None:
+        raise SeedError(f"the {source} database already holds data ({table}); use --reset to replace it")
 
 
 def _clear(conn: psycopg.Connection) -> None:
