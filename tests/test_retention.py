@@ -13,6 +13,7 @@ from psycopg import sql
 from forge_assets.catalog import CATALOG, SENSITIVE, CatalogError, entries, validate
 from forge_assets.cli import run_migrations
 from forge_assets.config import SOURCES
+from forge_assets.days import day_window
 from forge_assets.db import drop_source_databases, ensure_source_databases, source_conninfo
 from forge_assets.retention import engine
 from forge_assets.retention.engine import (
@@ -206,7 +207,7 @@ def test_concurrent_runs_of_one_day_archive_each_row_once(db):
     day = first_overdue(db, entry, -1)
     with conn_to(db, entry.source) as conn:
         expected = conn.execute("SELECT count(*) FROM container_metrics WHERE timestamp >= %s AND timestamp < %s",
-                                engine.day_bounds(day)).fetchone()[0]
+                                day_window(day, day)).fetchone()[0]
     results, errors = [], []
 
     def run(wait):

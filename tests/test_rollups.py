@@ -11,7 +11,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance, build_schedule_context
 
 from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.assets.rollups.spec import compute_rollup, day_window
+from forge_assets.assets.rollups.spec import compute_rollup
+from forge_assets.days import day_window
 
 ROLLUP_NAMES = [spec.name for spec in ROLLUPS]
 

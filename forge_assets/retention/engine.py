@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from datetime import time as clock
 from pathlib import Path
 
 import psycopg
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from forge_assets.catalog import TableEntry
+from forge_assets.days import day_window
 from forge_assets.lake import lake_path
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention.columns import archive_columns, schema_of
@@ -59,11 +59,6 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, clock(0), tzinfo=timezone.utc)
-    return start, start + timedelta(days=1)
-
-
 def last_overdue_day(entry: TableEntry, now: datetime) -> date:
     """The newest day all of whose rows are older than keep_days at `now`."""
     return (now - timedelta(days=entry.keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
@@ -96,7 +91,7 @@ def _slice_filter(entry: TableEntry) -> sql.Composable:
 
 
 def _day_filter(entry: TableEntry, day: date) -> sql.Composed:
-    start, end = day_bounds(day)
+    start, end = day_window(day, day)
     if entry.naive_utc:
         start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     column = sql.Identifier(entry.time_column)
@@ -232,29 +227,27 @@ def _refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day: date
 
 def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date) -> list[str]:
     """Non-default partitions whose rows all lie within the day (so the whole partition can go)."""
-    start, end = day_bounds(day)
     names = [name for (name,) in conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = to_regclass(format('%%I', %s::text)) "
         "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)
     )]
-    within = []
-    for name in names:
-        low, high = conn.execute(sql.SQL("SELECT min({t}), max({t}) FROM {p}").format(
-            t=sql.Identifier(entry.time_column), p=sql.Identifier(name))).fetchone()
-        if low is not None and low >= start and high < end:
-            within.append(name)
-    return within
+    return [name for name in names if _holds_only(conn, entry, name, day)]
+
+
+def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day: date) -> bool:
+    """Whether the partition has rows and all of them fall on the day (an indexed min/max)."""
+    start, end = day_window(day, day)
+    low, high = conn.execute(sql.SQL("SELECT min({t}), max({t}) FROM {p}").format(
+        t=sql.Identifier(entry.time_column), p=sql.Identifier(partition))).fetchone()
+    return low is not None and low >= start and high < end
 
 
 def _archive_partition(conn, entry, day, partition, columns, lake_root, run_id, written) -> str:
     """Copy a whole partition out under an exclusive lock, verify, ledger it, then detach and drop it."""
     table = sql.Identifier(partition)
     conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table))
-    start, end = day_bounds(day)
-    low, high = conn.execute(sql.SQL("SELECT min({t}), max({t}) FROM {p}").format(
-        t=sql.Identifier(entry.time_column), p=table)).fetchone()
-    if low is None or low < start or high >= end:
+    if not _holds_only(conn, entry, partition, day):  # checked again, now that writers are locked out
         raise RetentionError(f"{entry.key}: partition {partition} changed while it was being archived")
     statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(_column_list(columns), table)
     path = _export(conn, entry, day, columns, statement, lake_root, run_id, f"{run_id}-{partition}", written)
@@ -358,7 +351,7 @@ def _ensure_range_partition(conn: psycopg.Connection, entry: TableEntry, day: da
         "SELECT pg_get_partkeydef(to_regclass(format('%%I', %s::text)))", (entry.table,)).fetchone()[0]
     if key is None or key.replace('"', "") != f"RANGE ({entry.time_column})":
         return
-    start, end = day_bounds(day)
+    start, end = day_window(day, day)
     try:
         with conn.transaction():  # a savepoint: an existing partition for the day makes this fail harmlessly
             conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(

@@ -4,12 +4,13 @@ days, returning only aggregated rows, split into one Arrow table per day. No Dag
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from forge_assets.days import day_window
 from forge_assets.sql_files import sql_root
 
 UTC_TS = pa.timestamp("us", tz="UTC")
@@ -62,13 +63,6 @@ class RollupSpec:
     def query(self) -> str:
         """The SQL text of this rollup."""
         return (sql_root() / "rollups" / f"{self.name}.sql").read_text(encoding="utf-8")
-
-
-def day_window(first_day: date, last_day: date) -> tuple[datetime, datetime]:
-    """The half-open UTC interval [first_day 00:00, last_day + 1 00:00)."""
-    start = datetime.combine(first_day, time(0), tzinfo=timezone.utc)
-    end = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=timezone.utc)
-    return start, end
 
 
 def compute_rollup(conn: psycopg.Connection, spec: RollupSpec, first_day: date, last_day: date) -> dict[date, pa.Table]:
