@@ -193,7 +193,7 @@ def _demo(settings: Settings, args) -> None:
 
 
 def _dev(settings: Settings, args) -> None:
-    from forge_assets.demo import dagster_environment
+    from forge_assets.instance import dagster_environment
 
     if settings.embedded:
         server_conninfo(settings)  # start it once, before the webserver and daemon both try

@@ -1,20 +1,33 @@
 """The one Definitions object: assets, checks, jobs, schedules, sensors and resources."""
 
+from collections.abc import Mapping
+
 from dagster import Definitions
 
 from forge_assets.assets.archive import ARCHIVE_ASSETS
 from forge_assets.assets.rollups import ROLLUP_ASSETS
 from forge_assets.assets.sources import SOURCE_TABLES
 from forge_assets.jobs import archive_jobs, rollup_job, rollup_schedule
+from forge_assets.resources.alerts import FailureAlerts
 from forge_assets.resources.lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.sensors.failures import cleanup_failure_sensor
+from forge_assets.sensors.retention import retention_sensor
 
-defs = Definitions(
-    assets=[*SOURCE_TABLES, *ROLLUP_ASSETS, *ARCHIVE_ASSETS],
-    jobs=[rollup_job, *archive_jobs],
-    schedules=[rollup_schedule],
-    resources={
-        "postgres": PostgresResource.from_environment(),
-        "lake": ParquetLake.from_environment(),
-    },
-)
+
+def build_definitions(resources: Mapping[str, object]) -> Definitions:
+    """Everything the project defines, bound to `resources` (postgres, lake, alerts)."""
+    return Definitions(
+        assets=[*SOURCE_TABLES, *ROLLUP_ASSETS, *ARCHIVE_ASSETS],
+        jobs=[rollup_job, *archive_jobs],
+        schedules=[rollup_schedule],
+        sensors=[retention_sensor, cleanup_failure_sensor],
+        resources=resources,
+    )
+
+
+defs = build_definitions({
+    "postgres": PostgresResource.from_environment(),
+    "lake": ParquetLake.from_environment(),
+    "alerts": FailureAlerts.from_environment(),
+})

@@ -5,31 +5,15 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from forge_assets.config import SOURCES, Settings
 from forge_assets.db import describe, server_conninfo, source_connection
+from forge_assets.instance import dagster_environment
 from forge_assets.retention.runner import archive_source
 from forge_assets.seed import first_table_with_data, seed_sources
 from forge_assets.seed.common import SeedPlan
-
-DAGSTER_YAML = """\
-# Written by forge-assets for local use: run and event storage under this directory.
-telemetry:
-  enabled: false
-"""
-
-
-def dagster_environment(settings: Settings) -> dict[str, str]:
-    """The process environment for Dagster: DAGSTER_HOME under FORGE_HOME (created with a dagster.yaml)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
-    return {**os.environ, "DAGSTER_HOME": str(home), "FORGE_HOME": str(settings.home)}
 
 
 def _step(message: str) -> float:

@@ -1,6 +1,6 @@
 """Jobs and schedules."""
 
-from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
+from dagster import AssetSelection, DefaultScheduleStatus, build_schedule_from_partitioned_job, define_asset_job
 
 from forge_assets.assets.archive import archive_key
 from forge_assets.assets.rollups import ROLLUP_GROUPS
@@ -18,6 +18,7 @@ rollup_schedule = build_schedule_from_partitioned_job(
     name="rollups_daily",
     hour_of_day=0,
     minute_of_hour=30,
+    default_status=DefaultScheduleStatus.RUNNING,
     description="Rollups of the previous UTC day, 30 minutes after midnight.",
 )
 

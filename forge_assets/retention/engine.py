@@ -64,14 +64,21 @@ def last_overdue_day(entry: TableEntry, now: datetime) -> date:
     return (now - timedelta(days=entry.keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
 
 
-def overdue_days(conn: psycopg.Connection, entry: TableEntry, now: datetime, until: date | None = None) -> list[date]:
-    """Days from the oldest row (an indexed min()) to the newest overdue day, or `until` if earlier."""
+def oldest_day(conn: psycopg.Connection, entry: TableEntry) -> date | None:
+    """The UTC day of the entry's oldest row (an indexed min()), or None when it holds no rows."""
     oldest = conn.execute(sql.SQL("SELECT min({}) FROM {} WHERE {}").format(
         sql.Identifier(entry.time_column), sql.Identifier(entry.table), _slice_filter(entry))).fetchone()[0]
     conn.rollback()
     if oldest is None:
+        return None
+    return oldest.date() if entry.naive_utc else oldest.astimezone(timezone.utc).date()
+
+
+def overdue_days(conn: psycopg.Connection, entry: TableEntry, now: datetime, until: date | None = None) -> list[date]:
+    """Days from the oldest row to the newest overdue day, or `until` if earlier."""
+    first = oldest_day(conn, entry)
+    if first is None:
         return []
-    first = oldest.date() if entry.naive_utc else oldest.astimezone(timezone.utc).date()
     last = min(last_overdue_day(entry, now), until or date.max)
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 

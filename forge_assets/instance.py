@@ -1,0 +1,79 @@
+"""The Dagster instance that `forge-assets dev` and `demo` use: storage in PostgreSQL, queued runs with limits.
+
+Runs, event logs and schedule/sensor state live in a `dagster` database on the shared server (the embedded one
+by default, so dagster-postgres is what runs locally too), or wherever DAGSTER_PG_URL points. The run queue and
+concurrency limits here are the same as in `deploy/dagster.yaml`, the production template (a test keeps the two
+in step).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from forge_assets.config import Settings
+from forge_assets.db import connect, server_conninfo
+
+# One archive run per table at a time (runs are tagged with their table), a few runs at once on a small box.
+RUN_TAG_TABLE = "forge/table"
+RUN_QUEUE = {
+    "max_concurrent_runs": 4,
+    "tag_concurrency_limits": [{"key": RUN_TAG_TABLE, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}],
+}
+# Every pool (`<source>_purge`, `<source>_postgres`) admits one step at a time: one purge per source database.
+POOLS = {"default_limit": 1}
+RUN_RETRIES = {"enabled": True, "max_retries": 2}
+
+
+def instance_config(storage_env: str = "DAGSTER_PG_URL") -> dict:
+    """The dagster.yaml content: PostgreSQL storage from `storage_env`, QueuedRunCoordinator, pools, retries."""
+    return {
+        "storage": {"postgres": {"postgres_url": {"env": storage_env}}},
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
+        "concurrency": {"runs": RUN_QUEUE, "pools": POOLS},
+        "run_retries": RUN_RETRIES,
+        "telemetry": {"enabled": False},
+    }
+
+
+def storage_url(settings: Settings) -> str:
+    """DAGSTER_PG_URL, else the `dagster` database of the shared server, created when missing."""
+    if os.environ.get("DAGSTER_PG_URL"):
+        return os.environ["DAGSTER_PG_URL"]
+    name = f"{settings.database_prefix}dagster"
+    with connect(server_conninfo(settings), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return _sqlalchemy_url({**conninfo_to_dict(server_conninfo(settings)), "dbname": name})
+
+
+def _sqlalchemy_url(params: dict[str, str]) -> str:
+    """A URL for dagster-postgres; socket directories go in `?host=`. The driver is named: SQLAlchemy 2.1
+    picks psycopg 3 for a bare postgresql://, and dagster-postgres's `NOTIFY run_events, %s` needs psycopg2."""
+    from sqlalchemy.engine import URL
+
+    host = params.get("host", "")
+    on_socket = host.startswith("/")
+    return URL.create(
+        "postgresql+psycopg2", username=params.get("user"), password=params.get("password"),
+        host=None if on_socket else host or None, port=int(params["port"]) if params.get("port") else None,
+        database=params["dbname"], query={"host": host} if on_socket else {},
+    ).render_as_string(hide_password=False)
+
+
+def dagster_environment(settings: Settings) -> dict[str, str]:
+    """The process environment for Dagster: DAGSTER_HOME under FORGE_HOME with this module's dagster.yaml and
+    DAGSTER_PG_URL naming its storage. A DAGSTER_HOME set by the user keeps its own dagster.yaml."""
+    own_home = not os.environ.get("DAGSTER_HOME")
+    home = settings.dagster_home if own_home else Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if own_home or not config.exists():
+        header = "# Written by forge-assets (forge_assets/instance.py); rewritten by every `forge-assets dev`.\n"
+        config.write_text(header + yaml.safe_dump(instance_config(), sort_keys=False))
+    return {**os.environ, "DAGSTER_HOME": str(home), "FORGE_HOME": str(settings.home),
+            "DAGSTER_PG_URL": storage_url(settings)}

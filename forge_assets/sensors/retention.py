@@ -1,0 +1,178 @@
+"""The overdue-retention sensor: one archive run per (table, day) past its keep_days, oldest days first.
+
+Each tick asks every catalog table for its oldest row (an indexed `min()`), turns the days from there to the
+newest overdue day into run requests with run_key `<source>.<table>:<day>`, and remembers in its cursor the
+last day it requested per table, so no day is requested twice and a capped tick picks up where the last one
+stopped. A day whose rollups are missing gets a rollup run first (rollups before purge); a table that must be
+archived after others (`after` in the catalog) waits until they hold nothing on that day. Only days older
+than keep_days are ever requested: backlog size raises a run's priority, never shortens retention.
+"""
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from dagster import (
+    AssetKey,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from forge_assets.assets.archive import archive_key, rollups_reading
+from forge_assets.assets.rollups.catalog import ROLLUPS
+from forge_assets.catalog import CATALOG, TableEntry
+from forge_assets.config import SOURCES
+from forge_assets.db import DatabaseUnavailable
+from forge_assets.instance import RUN_TAG_TABLE
+from forge_assets.jobs import archive_jobs, rollup_job
+from forge_assets.partitions import DAILY
+from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.engine import last_overdue_day, oldest_day
+
+INTERVAL_SECONDS = 180
+MAX_RUNS_PER_TICK = 10
+# A table with more overdue days than this gets its archive runs dequeued first.
+PRIORITY_BACKLOG_DAYS = 7
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What one tick learned about a catalog entry's table: its oldest row's day."""
+
+    entry: TableEntry
+    oldest: date | None
+
+
+@dataclass
+class TickPlan:
+    """The run requests of one tick, the cursor after it, and why nothing else was requested."""
+
+    requests: list[RunRequest] = field(default_factory=list)
+    cursor: dict = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+
+
+def _rollup_keys(source: str | None = None) -> list[AssetKey]:
+    return [AssetKey(spec.name) for spec in ROLLUPS if source in (None, spec.source)]
+
+
+def _day_key(day: date) -> str:
+    return day.isoformat()
+
+
+def plan_tick(
+    states: Iterable[TableState],
+    materialized: Mapping[AssetKey, set[str]],
+    cursor: Mapping,
+    now: datetime,
+    max_runs: int = MAX_RUNS_PER_TICK,
+) -> TickPlan:
+    """Decide one tick: the oldest overdue (table, day) pairs not requested before, at most `max_runs`."""
+    states = list(states)
+    oldest = {(s.entry.source, s.entry.entry_name): s.oldest for s in states}
+    requested = dict(cursor.get("archive", {}))
+    rollups_requested = dict(cursor.get("rollups", {}))
+    first_partition = date.fromisoformat(DAILY.start.strftime("%Y-%m-%d"))
+    plan = TickPlan()
+
+    candidates = []
+    for state in states:
+        entry = state.entry
+        if state.oldest is None:
+            continue
+        last = last_overdue_day(entry, now)
+        for name in entry.after:  # never before the tables that must go first have left that day
+            theirs = oldest.get((entry.source, name))
+            if theirs is not None:
+                last = min(last, theirs - ONE_DAY)
+        if state.oldest < first_partition:
+            plan.waiting.append(f"{entry.key} holds rows from {state.oldest}, before the first partition "
+                                f"{first_partition}: archive them with `forge-assets archive --until`")
+        since = max(state.oldest, first_partition)
+        if requested.get(entry.key):
+            since = max(since, date.fromisoformat(requested[entry.key]) + ONE_DAY)
+        backlog = (last - since).days + 1
+        candidates += [(since + i * ONE_DAY, entry, backlog) for i in range(max(backlog, 0))]
+    candidates.sort(key=lambda c: (c[0], CATALOG.index(c[1])))
+
+    blocked: set[str] = set()
+    for day, entry, backlog in candidates:
+        if len(plan.requests) >= max_runs:
+            break
+        if entry.key in blocked:
+            continue
+        missing = [k for k in rollups_reading(entry) if _day_key(day) not in materialized.get(k, set())]
+        if missing:
+            blocked.add(entry.key)
+            plan.waiting.append(f"{entry.key} {day} waits for rollups {', '.join(k.to_user_string() for k in missing)}")
+            if rollups_requested.get(entry.source, "") < _day_key(day):
+                keys = [k for k in _rollup_keys(entry.source) if _day_key(day) not in materialized.get(k, set())]
+                plan.requests.append(RunRequest(
+                    job_name=rollup_job.name, partition_key=_day_key(day), asset_selection=keys,
+                    run_key=f"rollups.{entry.source}:{day}", tags={"forge/source": entry.source}))
+                rollups_requested[entry.source] = _day_key(day)
+            continue
+        tags = {RUN_TAG_TABLE: entry.key}
+        if backlog > PRIORITY_BACKLOG_DAYS:
+            tags["dagster/priority"] = "1"
+        plan.requests.append(RunRequest(
+            job_name=f"archive_{entry.source}", partition_key=_day_key(day), asset_selection=[archive_key(entry)],
+            run_key=f"{entry.key}:{day}", tags=tags))
+        requested[entry.key] = _day_key(day)
+    plan.cursor = {"archive": requested, "rollups": rollups_requested}
+    return plan
+
+
+def table_states(postgres: PostgresResource, entries: Iterable[TableEntry]) -> tuple[list[TableState], list[str]]:
+    """The oldest row's day of every entry's table, by source; sources that cannot be reached are reported."""
+    states, unreachable = [], []
+    for source in SOURCES:
+        mine = [e for e in entries if e.source == source]
+        try:
+            with postgres.read(source) as conn:
+                states += [TableState(e, oldest_day(conn, e)) for e in mine]
+        except DatabaseUnavailable as exc:
+            unreachable.append(str(exc))
+    return states, unreachable
+
+
+def build_retention_sensor(
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc), max_runs: int = MAX_RUNS_PER_TICK,
+):
+    """The retention sensor (`clock` and `max_runs` are parameters so tests can pin them)."""
+
+    @sensor(
+        name="retention_sensor",
+        jobs=[rollup_job, *archive_jobs],
+        minimum_interval_seconds=INTERVAL_SECONDS,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(f"Every {INTERVAL_SECONDS // 60} minutes: one archive run per catalog table and overdue UTC "
+                     f"day (run key <source>.<table>:<day>), oldest first, at most {max_runs} runs a tick; "
+                     "missing rollups are requested before the day's purge."),
+    )
+    def retention_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
+        states, unreachable = table_states(postgres, CATALOG)
+        for message in unreachable:
+            context.log.error(message)
+        materialized = {k: context.instance.get_materialized_partitions(k) for k in _rollup_keys()}
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        plan = plan_tick(states, materialized, cursor, clock(), max_runs)
+        for line in plan.waiting:
+            context.log.info(line)
+        if plan.requests:
+            return SensorResult(run_requests=plan.requests, cursor=json.dumps(plan.cursor, sort_keys=True))
+        reasons = unreachable + plan.waiting[:5]
+        return SkipReason("; ".join(reasons) if reasons else
+                          f"nothing overdue: {len(states)} tables checked, none holds a day older than its keep_days "
+                          "that was not already requested")
+
+    return retention_sensor
+
+
+retention_sensor = build_retention_sensor()
