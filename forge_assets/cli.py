@@ -195,8 +195,8 @@ def _demo(settings: Settings, args) -> None:
 def _dev(settings: Settings, args) -> None:
     from forge_assets.instance import dagster_environment
 
-    if settings.embedded:
-        server_conninfo(settings)  # start it once, before the webserver and daemon both try
+    if settings.embedded:  # start it once, before the webserver and daemon both try; its stand-ins migrated
+        run_migrations(settings, tuple(s for s in SOURCES if s not in settings.source_urls))
     env = dagster_environment(settings)
     print(f"Dagster home: {env['DAGSTER_HOME']}")
     dagster = str(Path(sys.executable).with_name("dagster"))

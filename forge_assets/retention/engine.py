@@ -83,6 +83,21 @@ def overdue_days(conn: psycopg.Connection, entry: TableEntry, now: datetime, unt
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def days_holding_rows(conn: psycopg.Connection, entry: TableEntry, first: date, last: date, limit: int) -> list[date]:
+    """Up to `limit` UTC days from `first` through `last` that hold rows of the entry, oldest first: one
+    indexed min() per day found, so empty days cost nothing."""
+    days: list[date] = []
+    while first <= last and len(days) < limit:
+        found = conn.execute(sql.SQL("SELECT min({}) FROM {} WHERE {}").format(
+            sql.Identifier(entry.time_column), sql.Identifier(entry.table), _day_filter(entry, first, last))).fetchone()[0]
+        if found is None:
+            break
+        days.append(found.date() if entry.naive_utc else found.astimezone(timezone.utc).date())
+        first = days[-1] + timedelta(days=1)
+    conn.rollback()
+    return days
+
+
 def require_overdue(entry: TableEntry, day: date, now: datetime) -> None:
     if day > last_overdue_day(entry, now):
         due = day + timedelta(days=entry.keep_days + 1)
@@ -97,8 +112,9 @@ def _slice_filter(entry: TableEntry) -> sql.Composable:
     return sql.SQL("{}::text = ANY({})").format(sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
 
 
-def _day_filter(entry: TableEntry, day: date) -> sql.Composed:
-    start, end = day_window(day, day)
+def _day_filter(entry: TableEntry, day: date, last: date | None = None) -> sql.Composed:
+    """Rows whose time falls on `day` (through `last`, when given) in UTC, within the entry's slice."""
+    start, end = day_window(day, last or day)
     if entry.naive_utc:
         start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     column = sql.Identifier(entry.time_column)

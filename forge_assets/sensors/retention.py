@@ -1,9 +1,8 @@
 """The overdue-retention sensor: one archive run per (table, day) past its keep_days, oldest days first.
 
-Each tick asks every catalog table for its oldest row (an indexed `min()`), turns the days from there to the
-newest overdue day into run requests with run_key `<source>.<table>:<day>`, and remembers in its cursor the
-last day it requested per table, so no day is requested twice and a capped tick picks up where the last one
-stopped. A day whose rollups are missing gets a rollup run first (rollups before purge); a table that must be
+Each tick asks every catalog table for the overdue days that hold rows (one indexed `min()` per day found),
+turns them into run requests with run_key `<source>.<table>:<day>`, and remembers in its cursor the last day
+it requested per table, so no day is requested twice and a capped tick picks up where the last one stopped. A day whose rollups are missing gets a rollup run first (rollups before purge); a table that must be
 archived after others (`after` in the catalog) waits until they hold nothing on that day. Only days older
 than keep_days are ever requested: backlog size raises a run's priority, never shortens retention.
 """
@@ -32,7 +31,7 @@ from forge_assets.instance import RUN_TAG_TABLE
 from forge_assets.jobs import archive_jobs, rollup_job
 from forge_assets.partitions import DAILY
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.retention.engine import last_overdue_day, oldest_day
+from forge_assets.retention.engine import days_holding_rows, last_overdue_day, oldest_day
 
 INTERVAL_SECONDS = 180
 MAX_RUNS_PER_TICK = 10
@@ -43,10 +42,12 @@ ONE_DAY = timedelta(days=1)
 
 @dataclass(frozen=True)
 class TableState:
-    """What one tick learned about a catalog entry's table: its oldest row's day."""
+    """What one tick learned about a catalog entry's table: its oldest row's day, and the overdue days after
+    the cursor that hold rows (at most a tick's worth), oldest first."""
 
     entry: TableEntry
     oldest: date | None
+    due: tuple[date, ...] = ()
 
 
 @dataclass
@@ -62,81 +63,76 @@ def _rollup_keys(source: str | None = None) -> list[AssetKey]:
     return [AssetKey(spec.name) for spec in ROLLUPS if source in (None, spec.source)]
 
 
-def _day_key(day: date) -> str:
-    return day.isoformat()
+def _first_partition() -> date:
+    return DAILY.start.date()
 
 
-def plan_tick(
-    states: Iterable[TableState],
-    materialized: Mapping[AssetKey, set[str]],
-    cursor: Mapping,
-    now: datetime,
-    max_runs: int = MAX_RUNS_PER_TICK,
-) -> TickPlan:
-    """Decide one tick: the oldest overdue (table, day) pairs not requested before, at most `max_runs`."""
+def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[str]], cursor: Mapping,
+              max_runs: int = MAX_RUNS_PER_TICK) -> TickPlan:
+    """Decide one tick: the oldest due (table, day) pairs, at most `max_runs` run requests, rollups first."""
     states = list(states)
     oldest = {(s.entry.source, s.entry.entry_name): s.oldest for s in states}
     requested = dict(cursor.get("archive", {}))
     rollups_requested = dict(cursor.get("rollups", {}))
-    first_partition = date.fromisoformat(DAILY.start.strftime("%Y-%m-%d"))
     plan = TickPlan()
 
     candidates = []
     for state in states:
         entry = state.entry
-        if state.oldest is None:
-            continue
-        last = last_overdue_day(entry, now)
-        for name in entry.after:  # never before the tables that must go first have left that day
-            theirs = oldest.get((entry.source, name))
-            if theirs is not None:
-                last = min(last, theirs - ONE_DAY)
-        if state.oldest < first_partition:
+        if state.oldest is not None and state.oldest < _first_partition():
             plan.waiting.append(f"{entry.key} holds rows from {state.oldest}, before the first partition "
-                                f"{first_partition}: archive them with `forge-assets archive --until`")
-        since = max(state.oldest, first_partition)
-        if requested.get(entry.key):
-            since = max(since, date.fromisoformat(requested[entry.key]) + ONE_DAY)
-        backlog = (last - since).days + 1
-        candidates += [(since + i * ONE_DAY, entry, backlog) for i in range(max(backlog, 0))]
-    candidates.sort(key=lambda c: (c[0], CATALOG.index(c[1])))
+                                f"{_first_partition()}: archive them with `forge-assets archive --until`")
+        # Never before the tables that must go first (`after`) have left that day.
+        firsts = [oldest[(entry.source, name)] for name in entry.after if oldest.get((entry.source, name))]
+        due = [d for d in state.due if not firsts or d < min(firsts)]
+        candidates += [(day, CATALOG.index(entry), entry, len(state.due)) for day in due]
+    candidates.sort(key=lambda c: c[:2])
 
     blocked: set[str] = set()
-    for day, entry, backlog in candidates:
+    for day, _, entry, backlog in candidates:
         if len(plan.requests) >= max_runs:
             break
         if entry.key in blocked:
             continue
-        missing = [k for k in rollups_reading(entry) if _day_key(day) not in materialized.get(k, set())]
+        key = day.isoformat()
+        missing = [k for k in rollups_reading(entry) if key not in materialized.get(k, set())]
         if missing:
             blocked.add(entry.key)
             plan.waiting.append(f"{entry.key} {day} waits for rollups {', '.join(k.to_user_string() for k in missing)}")
-            if rollups_requested.get(entry.source, "") < _day_key(day):
-                keys = [k for k in _rollup_keys(entry.source) if _day_key(day) not in materialized.get(k, set())]
+            if rollups_requested.get(entry.source, "") < key:
+                keys = [k for k in _rollup_keys(entry.source) if key not in materialized.get(k, set())]
                 plan.requests.append(RunRequest(
-                    job_name=rollup_job.name, partition_key=_day_key(day), asset_selection=keys,
+                    job_name=rollup_job.name, partition_key=key, asset_selection=keys,
                     run_key=f"rollups.{entry.source}:{day}", tags={"forge/source": entry.source}))
-                rollups_requested[entry.source] = _day_key(day)
+                rollups_requested[entry.source] = key
             continue
         tags = {RUN_TAG_TABLE: entry.key}
         if backlog > PRIORITY_BACKLOG_DAYS:
             tags["dagster/priority"] = "1"
         plan.requests.append(RunRequest(
-            job_name=f"archive_{entry.source}", partition_key=_day_key(day), asset_selection=[archive_key(entry)],
+            job_name=f"archive_{entry.source}", partition_key=key, asset_selection=[archive_key(entry)],
             run_key=f"{entry.key}:{day}", tags=tags))
-        requested[entry.key] = _day_key(day)
+        requested[entry.key] = key
     plan.cursor = {"archive": requested, "rollups": rollups_requested}
     return plan
 
 
-def table_states(postgres: PostgresResource, entries: Iterable[TableEntry]) -> tuple[list[TableState], list[str]]:
-    """The oldest row's day of every entry's table, by source; sources that cannot be reached are reported."""
+def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, limit: int,
+                 ) -> tuple[list[TableState], list[str]]:
+    """Every catalog table's oldest day and its due days: overdue, after the cursor, in a partition, holding
+    rows. Sources that cannot be reached are reported by message instead."""
     states, unreachable = [], []
+    requested = cursor.get("archive", {})
     for source in SOURCES:
-        mine = [e for e in entries if e.source == source]
         try:
             with postgres.read(source) as conn:
-                states += [TableState(e, oldest_day(conn, e)) for e in mine]
+                for entry in (e for e in CATALOG if e.source == source):
+                    oldest = oldest_day(conn, entry)
+                    since = max(oldest or date.max, _first_partition())
+                    if entry.key in requested:
+                        since = max(since, date.fromisoformat(requested[entry.key]) + ONE_DAY)
+                    due = days_holding_rows(conn, entry, since, last_overdue_day(entry, now), limit)
+                    states.append(TableState(entry, oldest, tuple(due)))
         except DatabaseUnavailable as exc:
             unreachable.append(str(exc))
     return states, unreachable
@@ -157,12 +153,12 @@ def build_retention_sensor(
                      "missing rollups are requested before the day's purge."),
     )
     def retention_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
-        states, unreachable = table_states(postgres, CATALOG)
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        states, unreachable = table_states(postgres, cursor, clock(), max_runs)
         for message in unreachable:
             context.log.error(message)
         materialized = {k: context.instance.get_materialized_partitions(k) for k in _rollup_keys()}
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        plan = plan_tick(states, materialized, cursor, clock(), max_runs)
+        plan = plan_tick(states, materialized, cursor, max_runs)
         for line in plan.waiting:
             context.log.info(line)
         if plan.requests:
