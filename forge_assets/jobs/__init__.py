@@ -3,6 +3,7 @@
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
 from forge_assets.assets.archive import archive_key
+from forge_assets.assets.checks import purge_guards
 from forge_assets.assets.rollups import ROLLUP_GROUPS
 from forge_assets.catalog import CATALOG
 from forge_assets.config import SOURCES
@@ -24,7 +25,7 @@ rollup_schedule = build_schedule_from_partitioned_job(
 archive_jobs = [
     define_asset_job(
         name=f"archive_{source}",
-        selection=AssetSelection.assets(*(archive_key(e) for e in CATALOG if e.source == source)),
+        selection=AssetSelection.assets(*(archive_key(e) for e in CATALOG if e.source == source)) | purge_guards(source),
         description=f"Archive and purge one overdue day of every {source} table in the retention catalog.",
     )
     for source in SOURCES
