@@ -17,9 +17,9 @@ from pathlib import Path
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetChecksDefinition,
     AssetKey,
     AssetSelection,
     Failure,
@@ -33,7 +33,6 @@ from forge_assets.assets.rollups import source_table_key
 from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.assets.rollups.spec import RollupSpec
 from forge_assets.catalog import CATALOG, TableEntry
-from forge_assets.partitions import DAILY
 from forge_assets.quality.archive import archive_integrity
 from forge_assets.quality.evaluate import evaluate, uses_gx
 from forge_assets.quality.outcome import Outcome
@@ -47,6 +46,9 @@ from forge_assets.resources.postgres import PostgresResource
 
 def check_window(context: AssetCheckExecutionContext) -> Window:
     """The run's partition (or partition range) as a window of UTC days; the previous UTC day without one."""
+    if context.has_partition_key:
+        day = date.fromisoformat(context.partition_key)
+        return Window.days(day, day)
     if context.has_partition_key_range:
         keys = context.partition_key_range
         return Window.days(date.fromisoformat(keys.start), date.fromisoformat(keys.end))
@@ -175,7 +177,6 @@ def purge_guards(source: str) -> AssetSelection:
 quality_job = define_asset_job(
     name="quality_checks",
     selection=AssetSelection.all_asset_checks(),
-    partitions_def=DAILY,
     description="Every data-quality check for a day (or a range of days): source constraints, rollup "
     "reconciliation and sanity, retention compliance, archive integrity. Materializes nothing.",
 )

@@ -23,9 +23,9 @@ from forge_assets.quality.rules import Rule
 
 ENGINE = "sql"
 _ESTIMATED_ROWS = (
-    "SELECT coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0)::bigint FROM pg_class c "
-    "WHERE c.oid = to_regclass(format('%%I', %(t)s::text)) OR c.oid IN "
-    "(SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(format('%%I', %(t)s::text)))"
+    "SELECT coalesce(sum(c.reltuples) FILTER (WHERE c.reltuples > 0), 0)::bigint "
+    "FROM pg_partition_tree(to_regclass(format('%%I', %(t)s::text))) p JOIN pg_class c ON c.oid = p.relid "
+    "WHERE p.isleaf"
 )
 
 
