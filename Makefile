@@ -32,6 +32,7 @@ dev: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench rollups
 	$(BIN)/python -m bench archive $(BENCH_ARGS)
+	$(BIN)/python -m bench checks $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/forge-assets server stop

@@ -1,10 +1,10 @@
-"""python -m bench <benchmark> [options]: rollups, archive."""
+"""python -m bench <benchmark> [options]: rollups, archive, checks."""
 
 import sys
 
-from bench import archive, rollups
+from bench import archive, checks, rollups
 
-BENCHMARKS = {"rollups": rollups.main, "archive": archive.main}
+BENCHMARKS = {"rollups": rollups.main, "archive": archive.main, "checks": checks.main}
 
 
 def main() -> None:

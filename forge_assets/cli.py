@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--day", type=_day, required=True, help="UTC day, YYYY-MM-DD")
 
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon); other arguments go to `dagster dev`")
-    commands.add_parser("docs", help="regenerate docs/rollups.md and docs/retention.md from the code")
+    commands.add_parser("docs", help="regenerate docs/rollups.md, docs/retention.md and docs/checks.md from the code")
 
     server = commands.add_parser("server", help="the embedded PostgreSQL server under FORGE_HOME")
     server.add_argument("action", choices=["start", "stop", "status"])
@@ -222,12 +222,13 @@ def _server(settings: Settings, args) -> None:
 
 
 def _docs(settings: Settings, args) -> None:
-    from forge_assets.docs import retention_reference, rollup_reference
+    from forge_assets.docs import checks_reference, retention_reference, rollup_reference
     from forge_assets.sql_files import sql_root
 
     docs = sql_root().parent / "docs"
     docs.mkdir(exist_ok=True)
-    for name, text in (("rollups.md", rollup_reference()), ("retention.md", retention_reference())):
+    for name, text in (("rollups.md", rollup_reference()), ("retention.md", retention_reference()),
+                       ("checks.md", checks_reference())):
         (docs / name).write_text(text, encoding="utf-8")
         print(f"wrote {docs / name}")
 

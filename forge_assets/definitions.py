@@ -5,9 +5,10 @@ from collections.abc import Mapping
 from dagster import Definitions
 
 from forge_assets.assets.archive import ARCHIVE_ASSETS
+from forge_assets.assets.checks import QUALITY_CHECKS, quality_job
 from forge_assets.assets.rollups import ROLLUP_ASSETS
 from forge_assets.assets.sources import SOURCE_TABLES
-from forge_assets.jobs import archive_jobs, rollup_job, rollup_schedule
+from forge_assets.jobs import archive_jobs, checks_schedule, rollup_job, rollup_schedule
 from forge_assets.resources.alerts import FailureAlerts
 from forge_assets.resources.lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
@@ -19,8 +20,9 @@ def build_definitions(resources: Mapping[str, object]) -> Definitions:
     """Everything the project defines, bound to `resources` (postgres, lake, alerts)."""
     return Definitions(
         assets=[*SOURCE_TABLES, *ROLLUP_ASSETS, *ARCHIVE_ASSETS],
-        jobs=[rollup_job, *archive_jobs],
-        schedules=[rollup_schedule],
+        asset_checks=QUALITY_CHECKS,
+        jobs=[rollup_job, *archive_jobs, quality_job],
+        schedules=[rollup_schedule, checks_schedule],
         sensors=[retention_sensor, cleanup_failure_sensor],
         resources=resources,
     )

@@ -58,6 +58,11 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
         print_archive_reports(archive_source(settings, source, now))
     print(f"retention done in {time.perf_counter() - started:.1f} s; ledger: forge_retention.archive_ledger")
 
+    started = _step(f"data-quality checks: every check over {first_day} .. {last_day} in one run")
+    checks = run_quality_checks(settings, first_day.isoformat(), last_day.isoformat())
+    print_check_table(checks)
+    print(f"checks done in {time.perf_counter() - started:.1f} s")
+
     print(f"\nDone in {time.perf_counter() - begun:.0f} s. Parquet lake: {settings.lake_root}")
     print("Open the Dagster UI with `make dev` (the runs above are in its history).")
 
@@ -80,6 +85,44 @@ def _materialize_rollups(settings: Settings, first: str, last: str):
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
+
+
+def run_quality_checks(settings: Settings, first: str, last: str) -> list[tuple[str, str, str, int | None, float | None]]:
+    """Run the `quality_checks` job over the days first .. last; return (asset, check, status, failing, percent)
+    per check, status being passed, FAILED or BROKEN (the check could not run)."""
+    os.environ.update(dagster_environment(settings))
+    from dagster import DagsterInstance
+
+    from forge_assets.definitions import defs
+
+    job = defs.resolve_job_def("quality_checks")
+    result = job.execute_in_process(
+        instance=DagsterInstance.get(),
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        raise_on_error=False,
+    )
+    rows = {}
+    for evaluation in result.get_asset_check_evaluations():
+        metadata = evaluation.metadata
+        rows[(evaluation.asset_key.to_user_string(), evaluation.check_name)] = (
+            "passed" if evaluation.passed else "FAILED",
+            metadata["failing_count"].value if "failing_count" in metadata else None,
+            metadata["failing_percent"].value if "failing_percent" in metadata else None,
+        )
+    for key in job.asset_layer.asset_graph.asset_check_keys:
+        rows.setdefault((key.asset_key.to_user_string(), key.name), ("BROKEN", None, None))
+    return [(asset, check, *values) for (asset, check), values in sorted(rows.items())]
+
+
+def print_check_table(rows) -> None:
+    """A pass/fail table of check results, failures last."""
+    print(f"{'asset':40s} {'check':42s} {'status':7s} {'failing':>9s} {'%':>9s}")
+    for asset, check, status, failing, percent in sorted(rows, key=lambda r: (r[2] != "passed", r[0], r[1])):
+        shown = f"{percent:9.4f}" if percent is not None else f"{'':9s}"
+        print(f"{asset:40s} {check:42s} {status:7s} {failing if failing is not None else '':>9} {shown}")
+    failed = sum(r[2] != "passed" for r in rows)
+    print(f"{len(rows)} checks: {len(rows) - failed} passed, {failed} failed or broken")
 
 
 def _print_lake_summary(settings: Settings) -> None:

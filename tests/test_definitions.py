@@ -59,7 +59,8 @@ def test_source_tables_are_external_assets():
 
 
 def test_generated_references_are_current():
-    from forge_assets.docs import retention_reference, rollup_reference
+    from forge_assets.docs import checks_reference, retention_reference, rollup_reference
 
-    for name, text in (("rollups.md", rollup_reference()), ("retention.md", retention_reference())):
+    for name, text in (("rollups.md", rollup_reference()), ("retention.md", retention_reference()),
+                       ("checks.md", checks_reference())):
         assert (ROOT / "docs" / name).read_text(encoding="utf-8") == text, f"docs/{name} is stale: run forge-assets docs"

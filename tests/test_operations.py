@@ -81,6 +81,9 @@ def _tick(sensor, instance, target, cursor):
 
 def _execute(instance, target, request: RunRequest):
     job = build_definitions(_resources(target)).resolve_job_def(request.job_name)
+    if request.asset_check_keys is not None:
+        job = job.get_subset(asset_selection=set(request.asset_selection),
+                             asset_check_selection=set(request.asset_check_keys))
     return job.execute_in_process(instance=instance, partition_key=request.partition_key,
                                   asset_selection=request.asset_selection, tags=request.tags,
                                   raise_on_error=False)
@@ -116,6 +119,14 @@ def test_rollup_schedule_requests_the_previous_utc_day():
     with build_schedule_context(scheduled_execution_time=tick) as context:
         requests = list(schedule.evaluate_tick(context).run_requests)
     assert [r.partition_key for r in requests] == ["2026-11-20"]
+
+
+def test_checks_schedule_runs_every_check_on_the_previous_day():
+    schedule = defs.resolve_schedule_def("checks_daily")
+    with build_schedule_context(scheduled_execution_time=datetime(2026, 11, 21, 2, tzinfo=timezone.utc)) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key is None  # the checks window defaults to the previous UTC day
+    assert schedule.job_name == "quality_checks"
 
 
 def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(history, instance):

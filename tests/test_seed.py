@@ -7,6 +7,8 @@ from conftest import table_checksum
 
 from forge_assets.cli import run_migrations
 from forge_assets.config import SOURCES
+from forge_assets.quality.queries import count_query
+from forge_assets.quality.rules import rule
 from forge_assets.seed import SeedError, seed_sources, table_counts
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.dirty import VIOLATIONS
@@ -14,34 +16,11 @@ from forge_assets.seed.dirty import VIOLATIONS
 ANCHOR = datetime(2026, 3, 14, 15, 9, tzinfo=timezone.utc)
 SMALL = dict(days=3, scale=0.3, anchor=ANCHOR)
 
-# Independent counts of each documented violation: 0 on clean data, exactly `rows` after --dirty.
-RULE_QUERIES = {
-    "main_job.status in the allowed set":
-        "SELECT count(*) FROM main_job WHERE status NOT IN "
-        "('new', 'pending', 'waiting', 'running', 'successful', 'failed', 'error', 'canceled')",
-    "main_job.finished >= main_job.started": "SELECT count(*) FROM main_job WHERE finished < started",
-    "main_job.created not in the future": "SELECT count(*) FROM main_job WHERE created > now()",
-    "main_jobevent.job_id references main_job":
-        "SELECT count(*) FROM main_jobevent e WHERE NOT EXISTS (SELECT 1 FROM main_job j WHERE j.id = e.job_id)",
-    "main_jobhostsummary counters are non-negative":
-        "SELECT count(*) FROM main_jobhostsummary WHERE least(ok, changed, dark, failures, skipped) < 0",
-    "container_metrics.cpu_percent between 0 and 100":
-        "SELECT count(*) FROM container_metrics WHERE cpu_percent NOT BETWEEN 0 AND 100",
-    "deployments.finished_at >= deployments.started_at":
-        "SELECT count(*) FROM deployments WHERE finished_at < started_at",
-    "containers.docker_id is unique":
-        "SELECT count(*) - count(DISTINCT docker_id) FROM containers",
-    "metrics.value is non-negative": "SELECT count(*) FROM metrics WHERE value < 0",
-    "fleet_alert.severity in the allowed set":
-        "SELECT count(*) FROM fleet_alert WHERE severity NOT IN ('critical', 'major', 'minor', 'warning', 'info')",
-    "fleet_alert.status in the allowed set":
-        "SELECT count(*) FROM fleet_alert WHERE status NOT IN ('OPEN', 'ACKNOWLEDGED', 'CLOSED')",
-    "telemetry battery_pct between 0 and 100":
-        "SELECT count(*) FROM telemetry WHERE (metrics->>'battery_pct')::float8 NOT BETWEEN 0 AND 100",
-    "Queues.end_date >= Queues.start_date": 'SELECT count(*) FROM "Queues" WHERE end_date < start_date',
-    "Logs.log_time not in the future":
-        """SELECT count(*) FROM "Logs" WHERE log_time > (now() AT TIME ZONE 'UTC')""",
-}
+
+
+def _count(conn, name):
+    """Rows breaking a data-quality rule, over the whole table (the rule's own SQL)."""
+    return conn.execute(count_query(rule(name))).fetchone()[0]
 
 
 def _checksums(connect, target, source):
@@ -64,17 +43,16 @@ def test_same_seed_same_data_different_seed_different_data(scratch_settings, con
 def test_dirty_injects_exactly_the_documented_violations(scratch_settings, connect):
     run_migrations(scratch_settings, SOURCES)
     seed_sources(scratch_settings, SeedPlan(seed=5, dirty=True, **SMALL))
-    assert set(RULE_QUERIES) == {v.rule for v in VIOLATIONS}
     for violation in VIOLATIONS:
+        assert rule(violation.rule).source == violation.source
         with connect(violation.source, scratch_settings) as conn:
-            found = conn.execute(RULE_QUERIES[violation.rule]).fetchone()[0]
-        assert found == violation.rows, violation.rule
+            assert _count(conn, violation.rule) == violation.rows, violation.rule
 
 
 def test_clean_data_has_no_violations(seeded, connect):
     for violation in VIOLATIONS:
         with connect(violation.source) as conn:
-            assert conn.execute(RULE_QUERIES[violation.rule]).fetchone()[0] == 0, violation.rule
+            assert _count(conn, violation.rule) == 0, violation.rule
 
 
 def test_history_has_the_shapes_the_rollups_need(seeded, connect):

@@ -78,6 +78,9 @@ def test_graphql_lists_assets_schedules_and_sensors(webserver):
     keys = {"/".join(node["assetKey"]["path"]) for node in repository["assetNodes"]}
     assert {f"archive/{e.source}/{e.entry_name}" for e in CATALOG} <= keys
     assert {"job_duration_by_template", "forge/main_jobevent"} <= keys
-    assert {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]} == {"rollups_daily": "RUNNING"}
+    assert {node["assetKey"]["path"][-1] for node in repository["assetNodes"] if node["hasAssetChecks"]} >= {
+        "main_jobevent", "job_duration_by_template", "sessions"}
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
+    assert schedules == {"rollups_daily": "RUNNING", "checks_daily": "RUNNING"}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert sensors == {"retention_sensor": "RUNNING", "cleanup_failure_sensor": "RUNNING"}

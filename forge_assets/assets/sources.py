@@ -5,6 +5,7 @@ from dagster import AssetSpec
 from forge_assets.assets.rollups import source_table_key
 from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.catalog import CATALOG
+from forge_assets.quality.rules import tables as checked_tables
 
 SOURCE_TABLES: list[AssetSpec] = [
     AssetSpec(
@@ -15,5 +16,6 @@ SOURCE_TABLES: list[AssetSpec] = [
     )
     for source, table in sorted(
         {(spec.source, table) for spec in ROLLUPS for table in spec.reads} | {(e.source, e.table) for e in CATALOG}
+        | set(checked_tables())
     )
 ]

@@ -1,8 +1,15 @@
 """Jobs and schedules."""
 
-from dagster import AssetSelection, DefaultScheduleStatus, build_schedule_from_partitioned_job, define_asset_job
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    ScheduleDefinition,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
 
 from forge_assets.assets.archive import archive_key
+from forge_assets.assets.checks import purge_guards, quality_job
 from forge_assets.assets.rollups import ROLLUP_GROUPS
 from forge_assets.catalog import CATALOG
 from forge_assets.config import SOURCES
@@ -22,10 +29,19 @@ rollup_schedule = build_schedule_from_partitioned_job(
     description="Rollups of the previous UTC day, 30 minutes after midnight.",
 )
 
+checks_schedule = ScheduleDefinition(
+    name="checks_daily",
+    job=quality_job,
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every data-quality check on the previous UTC day at 02:00, after its rollups.",
+)
+
 archive_jobs = [
     define_asset_job(
         name=f"archive_{source}",
-        selection=AssetSelection.assets(*(archive_key(e) for e in CATALOG if e.source == source)),
+        selection=AssetSelection.assets(*(archive_key(e) for e in CATALOG if e.source == source)) | purge_guards(source),
         description=f"Archive and purge one overdue day of every {source} table in the retention catalog.",
     )
     for source in SOURCES

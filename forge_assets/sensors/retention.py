@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from forge_assets.assets.archive import archive_key, rollups_reading
+from forge_assets.assets.checks import archive_run_checks
 from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.catalog import CATALOG, TableEntry
 from forge_assets.config import SOURCES
@@ -111,7 +112,7 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
             tags["dagster/priority"] = "1"
         plan.requests.append(RunRequest(
             job_name=f"archive_{entry.source}", partition_key=key, asset_selection=[archive_key(entry)],
-            run_key=f"{entry.key}:{day}", tags=tags))
+            asset_check_keys=archive_run_checks(entry), run_key=f"{entry.key}:{day}", tags=tags))
         requested[entry.key] = key
     plan.cursor = {"archive": requested, "rollups": rollups_requested}
     return plan
