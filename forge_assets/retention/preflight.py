@@ -62,9 +62,13 @@ def _missing_privileges(conn: psycopg.Connection, entry: TableEntry) -> list[str
 def _check_writable(entry: TableEntry, directory: Path) -> None:
     """The day's directory, or its nearest existing ancestor, must be a directory this process may write."""
     existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        writable = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+    except OSError:  # a parent this process may not even search
+        writable = False
+    if not writable:
         raise PreflightError(
-            f"{entry.key}: the lake directory {existing} is not writable by this process (uid {os.geteuid()}); "
+            f"{entry.key}: the lake directory {directory} is not writable by this process (uid {os.geteuid()}); "
             "nothing was written or deleted")
