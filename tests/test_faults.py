@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -31,8 +32,6 @@ from forge_assets.days import day_window
 from forge_assets.db import drop_source_databases, source_conninfo
 from forge_assets.resources.embedded import _pgserver
 from forge_assets.retention.engine import archive_day, overdue_days
-from forge_assets.seed import seed_sources
-from forge_assets.seed.common import SeedPlan
 
 CHILD = str(Path(__file__).with_name("fault_child.py"))
 EVENTS = entries("orchestry", "events")[0]
@@ -55,16 +54,20 @@ def event_days(hist):
         return iter(overdue_days(conn, EVENTS, NOW)[:-1])
 
 
+def add_rows(target, day, rows, width=20):
+    """Insert `rows` events on `day`, each with a message of about `width` bytes."""
+    with conn_to(target, "orchestry") as conn:
+        conn.execute("INSERT INTO events (event_type, message, severity, timestamp) "
+                     "SELECT 'health', rpad('fault test ' || g, %s, '.'), 'info', %s + g * (interval '1 day' / %s) "
+                     "FROM generate_series(0, %s - 1) g", (width, day_window(day, day)[0], rows, rows))
+        conn.commit()
+
+
 @pytest.fixture
 def day(hist, event_days):
     """A fresh overdue events day with ROWS_PER_DAY extra rows."""
     chosen = next(event_days)
-    start, _ = day_window(chosen, chosen)
-    with conn_to(hist, "orchestry") as conn:
-        conn.execute("INSERT INTO events (event_type, message, severity, timestamp) "
-                     "SELECT 'health', 'fault test ' || g, 'info', %s + g * interval '25 seconds' "
-                     "FROM generate_series(0, %s - 1) g", (start, ROWS_PER_DAY))
-        conn.commit()
+    add_rows(hist, chosen, ROWS_PER_DAY)
     return chosen
 
 
@@ -141,17 +144,19 @@ def slow_deletes(target):
             conn.commit()
 
 
-def test_kill_mid_export(hist, day):
+def test_kill_mid_export(hist, event_days):
+    """Killed while the file is being written (a day big enough that the export takes a while)."""
+    day = next(event_days)
+    add_rows(hist, day, 60_000, width=300)
     keys = original(hist, EVENTS, day)
     seen = []
 
     def kill(child):
-        directory = hist.lake_root / "archive" / "orchestry" / "events" / f"day={day}"
-        seen.extend(p.name for p in directory.iterdir())
+        child.send_signal(signal.SIGSTOP)
+        seen.extend(p.name for p in (hist.lake_root / "archive" / "orchestry" / "events" / f"day={day}").iterdir())
         child.send_signal(signal.SIGKILL)
 
-    with slow_deletes(hist):
-        code, _ = run_child(hist, EVENTS, day, "none", on_file=kill)
+    code, _ = run_child(hist, EVENTS, day, "none", on_file=kill)
     assert code == -signal.SIGKILL and seen and all(name.endswith(".tmp") for name in seen), seen
     in_postgres, _ = assert_invariant(hist, EVENTS, day, keys)
     assert in_postgres == keys, "the killed transaction's delete was rolled back"
@@ -235,7 +240,7 @@ def test_schema_drift_renamed_and_dropped_columns(hist, day):
 
 
 def test_postgres_restart_mid_export(settings):
-    """The server restarts while the CLI's export streams: one line naming the database, no password, exit 2;
+    """The server restarts while the CLI purges the day: one line naming the database, no password, exit 2;
     the server rolled the delete back; the next run completes the day."""
     home = Path(tempfile.mkdtemp(prefix="forge-restart-"))  # like conftest's: the server's user can reach it
     server = _pgserver().get_server(home / "pgdata", cleanup_mode="stop")
@@ -247,28 +252,24 @@ def test_postgres_restart_mid_export(settings):
             admin.execute("CREATE DATABASE orchestry")
         target = type(settings)(home=home, lake_root=home / "lake", source_urls={"orchestry": url})
         run_migrations(target, ("orchestry",))
-        seed_sources(target, SeedPlan(days=40, scale=0.05, seed=3, anchor=NOW), ("orchestry",))
-        with conn_to(target, "orchestry") as conn:
-            day = overdue_days(conn, EVENTS, NOW)[0]
-            conn.execute("INSERT INTO events (event_type, message, severity, timestamp) "
-                         "SELECT 'health', 'restart test', 'info', %s + g * interval '25 seconds' "
-                         "FROM generate_series(0, %s - 1) g", (day_window(day, day)[0], ROWS_PER_DAY))
-            conn.commit()
+        day = (NOW - timedelta(days=40)).date()
+        add_rows(target, day, ROWS_PER_DAY)
         keys = original(target, EVENTS, day)
 
         env = {**os.environ, "FORGE_ORCHESTRY_URL": url, "FORGE_LAKE_URI": str(target.lake_root),
                "FORGE_HOME": str(home)}
         cli = str(Path(sys.executable).with_name("forge-assets"))
-        directory = target.lake_root / "archive" / "orchestry" / "events" / f"day={day}"
-        with slow_deletes(target):
+        with slow_deletes(target), conn_to(target, "orchestry", autocommit=True) as watch:
             child = subprocess.Popen([cli, "archive", "--source", "orchestry", "--table", "events", "--day", str(day)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             deadline = time.monotonic() + 60
-            while not (directory.is_dir() and any(directory.iterdir())):
+            while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                    "AND query LIKE 'COPY (DELETE%%'").fetchone()[0]:
                 assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
-                time.sleep(0.005)
+                time.sleep(0.01)
+            time.sleep(0.3)  # well inside the three-second purge
             pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "restart", "-m", "fast"),
-                            bin_path=server.bin_path, user=server.system_user, timeout=60)
+                   bin_path=server.bin_path, user=server.system_user, timeout=60)
             _, stderr = child.communicate(timeout=60)
         lines = stderr.strip().splitlines()
         assert child.returncode == 2 and len(lines) == 1, stderr
