@@ -68,7 +68,7 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
             with postgres.write(entry.source) as conn:
                 validate(conn, [entry])
                 result = archive_day(conn, entry, day, Path(lake.root), datetime.now(timezone.utc),
-                                     run_id=context.run_id, wait=True)
+                                     run_id=context.run.run_id, wait=True)
         except (NotOverdue, RetentionError, PreflightError) as exc:
             raise Failure(str(exc)) from None
         context.log.info(f"{entry.key} {day}: {result.rows} rows, {result.bytes} bytes in {result.seconds:.2f} s")
