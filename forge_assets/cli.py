@@ -13,6 +13,7 @@ from pathlib import Path
 from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
 from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
+from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
 from forge_assets.resources.embedded import stop_embedded_server
 from forge_assets.retention.engine import RetentionError, restore_day
@@ -23,7 +24,7 @@ from forge_assets.seed import SeedError, seed_sources
 from forge_assets.seed.common import SeedPlan
 
 _KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
-                 PreflightError)
+                 PreflightError, LakePathError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
 
