@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export FORGE_HOME ?= $(CURDIR)/.forge
 
-.PHONY: demo test lint dev bench install clean
+.PHONY: demo test soak lint dev bench install clean
 
 # (Re)install whenever the project metadata changes; the venv is created when missing.
 $(STAMP): pyproject.toml
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Minutes of archiving under a continuous insert stream (SOAK_SECONDS, default 180).
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak -s $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

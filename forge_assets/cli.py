@@ -13,14 +13,18 @@ from pathlib import Path
 from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
 from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
+from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
 from forge_assets.resources.embedded import stop_embedded_server
 from forge_assets.retention.engine import RetentionError, restore_day
+from forge_assets.retention.preflight import PreflightError
 from forge_assets.retention.runner import EntryReport, archive_source
+from forge_assets.roles import apply_grants, grant_statements
 from forge_assets.seed import SeedError, seed_sources
 from forge_assets.seed.common import SeedPlan
 
-_KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError)
+_KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
+                 PreflightError, LakePathError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
 
@@ -96,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--table", required=True, help="catalog table or entry")
     r.add_argument("--day", type=_day, required=True, help="UTC day, YYYY-MM-DD")
 
+    g = commands.add_parser("grants", help="print the GRANTs that give forge_reader and forge_retention their rights "
+                                           "on a source's tables (for its owner to run; `migrate` applies them "
+                                           "to the stand-ins)")
+    g.add_argument("--source", required=True, choices=SOURCES)
+
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon); other arguments go to `dagster dev`")
     commands.add_parser("docs", help="regenerate docs/rollups.md, docs/retention.md and docs/checks.md from the code")
 
@@ -137,7 +146,15 @@ def run_migrations(settings: Settings, sources: tuple[str, ...], own_only: bool 
         schemas = [OWN_SCHEMA] if own_only else [source, OWN_SCHEMA]
         with source_connection(settings, source, autocommit=True) as conn:
             applied = migrate(conn, schemas)
+            if not own_only:  # the stand-ins are ours; a real source's owner runs `forge-assets grants`
+                apply_grants(conn, source)
         print(f"{source}: " + (", ".join(m.label for m in applied) if applied else "up to date"))
+
+
+def _grants(settings: Settings, args) -> None:
+    with source_connection(settings, args.source) as conn:
+        for statement in grant_statements(conn, args.source):
+            print(f"{statement.as_string(conn)};")
 
 
 def _migrate(settings: Settings, args) -> None:
@@ -234,7 +251,7 @@ def _docs(settings: Settings, args) -> None:
 
 
 COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,
-            "archive": _archive, "restore": _restore}
+            "archive": _archive, "restore": _restore, "grants": _grants}
 
 if __name__ == "__main__":
     sys.exit(main())

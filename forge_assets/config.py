@@ -62,12 +62,21 @@ def check_source(source: str) -> str:
 
 
 def _check_url(variable: str, value: str) -> str:
-    parts = urlsplit(value)
+    from forge_assets.db import parse_conninfo  # db imports this module
+
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise ConfigError(f"{variable} is not a valid URL ({exc})") from None
     if parts.scheme not in _URL_SCHEMES:
         raise ConfigError(
             f"{variable} must be a PostgreSQL URL like postgresql://user@host:5432/db "
             f"(got a value with scheme {parts.scheme or 'none'!r})"
         )
+    try:
+        parse_conninfo(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{variable}: {exc}") from None
     return value
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from forge_assets.config import SOURCES, Settings, check_source
+from forge_assets.config import SOURCES, ConfigError, Settings, check_source
 from forge_assets.resources.embedded import ensure_embedded_server
 
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]*(?P<tail>@)", re.IGNORECASE)
@@ -29,15 +30,35 @@ def redact(text: str) -> str:
 
 def describe(conninfo: str) -> str:
     """A short, password-free description of a conninfo: user@host/dbname."""
-    params = conninfo_to_dict(conninfo)
+    params = parse_conninfo(conninfo)
     host = params.get("host") or "localhost"
     port = f":{params['port']}" if params.get("port") else ""
     return f"{params.get('user', '')}@{host}{port}/{params.get('dbname', '')}"
 
 
+def parse_conninfo(conninfo: str) -> dict:
+    """The parameters of a URL or key=value conninfo. libpq quotes the offending text, password included,
+    in its parse errors: the ConfigError raised instead never does."""
+    try:
+        return conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        password = urlsplit(conninfo).password if "://" in conninfo and "[" not in conninfo else None
+        reason = " ".join(str(exc).split()).replace(conninfo, "<the URL>")
+        reason = redact(reason.replace(password, "***") if password else reason)
+        raise ConfigError(f"malformed PostgreSQL connection string ({describe_unparsed(conninfo)}): {reason}") from None
+
+
+def describe_unparsed(conninfo: str) -> str:
+    """What can safely be said about a conninfo that libpq cannot parse: its scheme and host part."""
+    if "://" not in conninfo:
+        return "key=value text"
+    scheme, _, rest = conninfo.partition("://")
+    return f"{scheme}://…@{rest.rpartition('@')[2].split('/')[0].split('?')[0]}/…"
+
+
 def normalized(conninfo: str, **overrides: str) -> str:
     """A URL or key=value conninfo as key=value text, with `overrides` applied."""
-    return make_conninfo("", **{**conninfo_to_dict(conninfo), **overrides})
+    return make_conninfo("", **{**parse_conninfo(conninfo), **overrides})
 
 
 def server_conninfo(settings: Settings) -> str:
@@ -91,8 +112,27 @@ def drop_source_databases(settings: Settings) -> None:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
+def lost(exc: BaseException, conn: psycopg.Connection, conninfo: str) -> DatabaseUnavailable | None:
+    """DatabaseUnavailable for an error that broke the connection (server restarted or gone), else None.
+
+    The server rolled back whatever the connection had not committed.
+    """
+    if not isinstance(exc, psycopg.OperationalError) or not conn.broken:
+        return None
+    reason = " ".join(redact(str(exc)).split())
+    return DatabaseUnavailable(f"lost the connection to {describe(conninfo)} ({reason}); its open transaction was "
+                               "rolled back by the server: run again when it is back")
+
+
 @contextmanager
 def source_connection(settings: Settings, source: str, **kwargs) -> Iterator[psycopg.Connection]:
-    """A connection to one source database, closed on exit."""
-    with connect(source_conninfo(settings, source), **kwargs) as conn:
-        yield conn
+    """A connection to one source database, closed on exit; a connection lost on the way is DatabaseUnavailable."""
+    conninfo = source_conninfo(settings, source)
+    with connect(conninfo, **kwargs) as conn:
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            unavailable = lost(exc, conn, conninfo)
+            if unavailable is None:
+                raise
+            raise unavailable from None

@@ -1,20 +1,17 @@
 """The retention engine on a real PostgreSQL and real files: nothing lost, nothing twice, nothing early."""
 
 import threading
-import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-import psycopg
 import pyarrow.parquet as pq
 import pytest
-from psycopg import sql
+from helpers import NOW, archive_all, conn_to, content, files_of, first_overdue, history, ledger
 
 from forge_assets.catalog import CATALOG, SENSITIVE, CatalogError, entries, validate
-from forge_assets.cli import run_migrations
 from forge_assets.config import SOURCES
 from forge_assets.days import day_window
-from forge_assets.db import drop_source_databases, ensure_source_databases, source_conninfo
+from forge_assets.db import drop_source_databases
 from forge_assets.retention import engine
 from forge_assets.retention.engine import (
     NotOverdue,
@@ -24,26 +21,12 @@ from forge_assets.retention.engine import (
     overdue_days,
     restore_day,
 )
-from forge_assets.seed import seed_sources
-from forge_assets.seed.common import SeedPlan
-
-NOW = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
-
-
-def _history(settings, tmp_path_factory):
-    """Scratch source databases with 100 small days of history (Forge has 9 overdue days), and a lake."""
-    target = replace(settings, database_prefix=f"{settings.database_prefix}r{uuid.uuid4().hex[:6]}_",
-                     lake_root=tmp_path_factory.mktemp("lake"))
-    ensure_source_databases(target)
-    run_migrations(target, SOURCES)
-    seed_sources(target, SeedPlan(days=100, scale=0.05, seed=3, anchor=NOW))
-    return target
 
 
 @pytest.fixture(scope="module")
 def db(settings, tmp_path_factory):
     """History shared by the tests that each work on their own entries and days."""
-    target = _history(settings, tmp_path_factory)
+    target = history(settings, tmp_path_factory)
     yield target
     drop_source_databases(target)
 
@@ -51,52 +34,9 @@ def db(settings, tmp_path_factory):
 @pytest.fixture
 def pristine(settings, tmp_path_factory):
     """History no other test has touched."""
-    target = _history(settings, tmp_path_factory)
+    target = history(settings, tmp_path_factory)
     yield target
     drop_source_databases(target)
-
-
-def first_overdue(target, entry, index=0):
-    with conn_to(target, entry.source) as conn:
-        return overdue_days(conn, entry, NOW)[index]
-
-
-def conn_to(target, source, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(source_conninfo(target, source), **kwargs)
-
-
-def content(conn, entry) -> tuple[int, str]:
-    """Count and digest of the rows of an entry's table, over its non-sensitive columns."""
-    columns = [c for (c,) in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(format('%%I', %s::text)) "
-        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (entry.table,))
-        if c not in entry.sensitive_columns]
-    row = sql.SQL("ROW({})::text").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
-    query = sql.SQL("SELECT count(*), md5(coalesce(string_agg(r, '|' ORDER BY r), '')) FROM "
-                    "(SELECT {} AS r FROM {}) t").format(row, sql.Identifier(entry.table))
-    result = conn.execute(query).fetchone()
-    conn.rollback()
-    return result
-
-
-def archive_all(target, entry, now=NOW):
-    results = []
-    with conn_to(target, entry.source) as conn:
-        for day in overdue_days(conn, entry, now):
-            results.append(archive_day(conn, entry, day, target.lake_root, now))
-    return results
-
-
-def ledger(target, entry):
-    with conn_to(target, entry.source) as conn:
-        return conn.execute(
-            "SELECT day, path, row_count, restored_at FROM forge_retention.archive_ledger WHERE entry = %s "
-            "ORDER BY id", (entry.key,)).fetchall()
-
-
-def files_of(target, entry):
-    root = target.lake_root / "archive" / entry.source / entry.entry_name
-    return sorted(root.glob("day=*/*")) if root.exists() else []
 
 
 def test_every_entry_matches_the_schema(db):

@@ -20,6 +20,7 @@ from forge_assets.partitions import DAILY
 from forge_assets.resources.lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
 from forge_assets.retention.engine import NotOverdue, RetentionError, archive_day
+from forge_assets.retention.preflight import PreflightError
 
 
 def archive_key(entry: TableEntry) -> AssetKey:
@@ -68,7 +69,7 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
                 validate(conn, [entry])
                 result = archive_day(conn, entry, day, Path(lake.root), datetime.now(timezone.utc),
                                      run_id=context.run.run_id, wait=True)
-        except (NotOverdue, RetentionError) as exc:
+        except (NotOverdue, RetentionError, PreflightError) as exc:
             raise Failure(str(exc)) from None
         context.log.info(f"{entry.key} {day}: {result.rows} rows, {result.bytes} bytes in {result.seconds:.2f} s")
         return MaterializeResult(metadata={

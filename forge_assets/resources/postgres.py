@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import PrivateAttr
 
 from forge_assets.config import SOURCES, Settings, load_settings
-from forge_assets.db import DatabaseUnavailable, describe, source_conninfo
+from forge_assets.db import DatabaseUnavailable, describe, lost, source_conninfo
 
 
 def _read_only(conn: psycopg.Connection) -> None:
@@ -73,7 +73,13 @@ class PostgresResource(ConfigurableResource):
         pool = self._pool(source, read_only)
         try:
             with pool.connection(timeout=self.connect_timeout_seconds) as conn:
-                yield conn
+                try:
+                    yield conn
+                except psycopg.OperationalError as exc:
+                    unavailable = lost(exc, conn, self.conninfo(source))
+                    if unavailable is None:
+                        raise
+                    raise unavailable from None
         except PoolTimeout:
             raise DatabaseUnavailable(
                 f"no connection to source {source} ({describe(self.conninfo(source))}) "

@@ -23,6 +23,7 @@ from forge_assets.catalog import TableEntry
 from forge_assets.days import day_window
 from forge_assets.lake import lake_path
 from forge_assets.pgcopy import copy_rows
+from forge_assets.retention import preflight
 from forge_assets.retention.columns import archive_columns, schema_of
 from forge_assets.retention.stream import copy_to_parquet, reread
 
@@ -155,6 +156,7 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
     written: list[Path] = []
     committing = False
     try:
+        preflight.check_archive(conn, entry, _day_directory(entry, day, lake_root))
         if not _lock(conn, entry, day, wait):
             conn.rollback()
             result.skipped = f"another run is archiving {entry.key} {day}"
