@@ -13,12 +13,14 @@ from urllib.parse import quote
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, DagsterInstance, EnvVar, materialize
+from dagster import AssetKey, AssetSelection, DagsterInstance, EnvVar, materialize
 from dagster._serdes import serialize_value
 from helpers import NOW, conn_to, content, day_keys_in_ledgered_files, first_overdue, history
 
 from forge_assets.assets.archive import build_archive_asset
+from forge_assets.assets.checks import QUALITY_CHECKS
 from forge_assets.assets.rollups import ROLLUP_ASSETS
+from forge_assets.assets.sources import SOURCE_TABLES
 from forge_assets.catalog import SENSITIVE, entries
 from forge_assets.cli import run_migrations
 from forge_assets.db import drop_source_databases, ensure_source_databases, source_conninfo
@@ -88,22 +90,31 @@ def test_forge_reader_reads_but_never_secrets_nor_deletes(hist, logins):
             conn.execute("DELETE FROM fleet_alert")
 
 
-# Everything forge_reader runs in Dagster. The data-quality checks (issue 5) join this list when they land.
+# Everything forge_reader runs in Dagster: the rollups of these sources, and the checks of those rollups
+# and of the sources' tables.
 READER_ASSETS = [a for a in ROLLUP_ASSETS if a.key in {
     AssetKey("app_metrics_hourly"), AssetKey("app_events_hourly"), AssetKey("device_telemetry_hourly"),
     AssetKey("fleet_alerts_daily")}]
+READER_TABLES = [spec for spec in SOURCE_TABLES if spec.key.path[0] in SOURCES]
+_CHECKED = {a.key for a in READER_ASSETS} | {spec.key for spec in READER_TABLES}
+READER_CHECKS = [c for c in QUALITY_CHECKS if {spec.asset_key for spec in c.check_specs} <= _CHECKED]
 
 
-def test_rollups_run_as_forge_reader(hist, logins, monkeypatch, tmp_path):
+def test_rollups_and_checks_run_as_forge_reader(hist, logins, monkeypatch, tmp_path):
     for source in SOURCES:
         monkeypatch.setenv(f"FORGE_{source.upper()}_URL", url_as(hist, source, logins["forge_reader"]))
     resources = {"postgres": PostgresResource(home=str(hist.home), orchestry_url=EnvVar("FORGE_ORCHESTRY_URL"),
                                               pulse_url=EnvVar("FORGE_PULSE_URL")),
                  "lake": ParquetLake(root=str(tmp_path))}
     day = first_overdue(hist, EVENTS).isoformat()
-    result = materialize(READER_ASSETS, partition_key=day, resources=resources, instance=DagsterInstance.ephemeral())
+    result = materialize([*READER_TABLES, *READER_ASSETS, *READER_CHECKS], partition_key=day, resources=resources,
+                         instance=DagsterInstance.ephemeral(),
+                         selection=AssetSelection.assets(*READER_ASSETS) | AssetSelection.checks_for_assets(*_CHECKED))
     assert result.success
     assert len(list(tmp_path.glob(f"rollups/*/day={day}/part-0.parquet"))) == len(READER_ASSETS)
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == sum(len(c.check_specs) for c in READER_CHECKS) > len(READER_ASSETS) * 2
+    assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
 
 
 def test_archive_runs_as_forge_retention(hist, logins):
