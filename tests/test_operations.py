@@ -3,8 +3,6 @@ against seeded data with the runs they request executed, the schedule's partitio
 
 import json
 import os
-import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,21 +19,18 @@ from dagster import (
     build_schedule_context,
     build_sensor_context,
 )
+from helpers import history
 
 from forge_assets.assets.archive import archive_key
 from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.catalog import CATALOG
-from forge_assets.cli import run_migrations
-from forge_assets.config import SOURCES
-from forge_assets.db import connect, drop_source_databases, ensure_source_databases, source_conninfo
+from forge_assets.db import connect, drop_source_databases, source_conninfo
 from forge_assets.definitions import build_definitions, defs
 from forge_assets.instance import instance_config, storage_url
 from forge_assets.resources.alerts import FailureAlerts
 from forge_assets.resources.lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
 from forge_assets.retention.engine import last_overdue_day, oldest_day
-from forge_assets.seed import seed_sources
-from forge_assets.seed.common import SeedPlan
 from forge_assets.sensors.failures import cleanup_failure_sensor
 from forge_assets.sensors.retention import TableState, build_retention_sensor, plan_tick
 
@@ -57,13 +52,9 @@ def instance(settings, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def history(settings, tmp_path_factory):
+def recent(settings, tmp_path_factory):
     """Scratch sources with 10 small days up to the suite's anchor: only the 1- and 7-day tables are overdue."""
-    target = replace(settings, database_prefix=f"{settings.database_prefix}o{uuid.uuid4().hex[:6]}_",
-                     lake_root=tmp_path_factory.mktemp("lake"))
-    ensure_source_databases(target)
-    run_migrations(target, SOURCES)
-    seed_sources(target, SeedPlan(days=10, scale=0.05, seed=5, anchor=ANCHOR))
+    target = history(settings, tmp_path_factory, days=10, anchor=ANCHOR)
     yield target
     drop_source_databases(target)
 
@@ -129,7 +120,7 @@ def test_checks_schedule_runs_every_check_on_the_previous_day():
     assert schedule.job_name == "quality_checks"
 
 
-def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(history, instance):
+def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(recent, instance):
     """Ticks until the sensor has nothing left to do, running what each tick requests: every run key is new,
     every archived day is past its keep_days and holds rows, rollups run before their tables' purge, and afterwards no
     table holds a day older than its keep_days while the 30- to 365-day tables were never touched."""
@@ -137,10 +128,10 @@ def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(history
     cursor, seen, archived = None, [], []
     before = {}
     for entry in CATALOG:
-        with connect(source_conninfo(history, entry.source)) as conn:
+        with connect(source_conninfo(recent, entry.source)) as conn:
             before[entry.key] = oldest_day(conn, entry)
     for _ in range(12):
-        result = _tick(sensor, instance, history, cursor)
+        result = _tick(sensor, instance, recent, cursor)
         if isinstance(result, SkipReason):
             break
         assert isinstance(result, SensorResult) and 0 < len(result.run_requests) <= 6
@@ -154,7 +145,7 @@ def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(history
                 assert day <= last_overdue_day(entry, NOW), request.run_key
                 assert request.tags["forge/table"] == entry.key
                 archived.append(entry.key)
-            run = _execute(instance, history, request)
+            run = _execute(instance, recent, request)
             assert run.success, request.run_key
             if request.job_name.startswith("archive_"):  # only days that hold rows are requested
                 (event,) = run.get_asset_materialization_events()
@@ -165,7 +156,7 @@ def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(history
     assert "nothing overdue" in result.skip_message
     assert {key.split(":")[0] for key in seen if key.startswith("rollups.")} == {"rollups.goforge", "rollups.orchestry"}
     for entry in CATALOG:
-        with connect(source_conninfo(history, entry.source)) as conn:
+        with connect(source_conninfo(recent, entry.source)) as conn:
             oldest = oldest_day(conn, entry)
         if oldest is not None:
             assert oldest > last_overdue_day(entry, NOW), entry.key
@@ -189,7 +180,7 @@ def test_retention_sensor_waits_while_tables_that_go_first_hold_the_day():
     assert requested == [d.isoformat() for d in days[:3]]
 
 
-def test_failure_sensor_records_the_failed_cleanup_run(history, instance, tmp_path):
+def test_failure_sensor_records_the_failed_cleanup_run(recent, instance, tmp_path):
     """A refused purge (a day younger than keep_days) fails its run; the sensor logs it without secrets,
     records it on the asset and hands it to the alert command."""
     young = (NOW - timedelta(days=2)).date().isoformat()
@@ -197,7 +188,7 @@ def test_failure_sensor_records_the_failed_cleanup_run(history, instance, tmp_pa
     request = RunRequest(job_name="archive_goforge", partition_key=young,
                          asset_selection=[archive_key(entry)],
                          tags={"forge/table": entry.key})
-    run = _execute(instance, history, request)
+    run = _execute(instance, recent, request)
     assert not run.success
     failed_run = instance.get_run_by_id(run.run_id)
     failure_event = next(e for e in instance.all_logs(run.run_id) if e.dagster_event and
