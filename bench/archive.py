@@ -296,7 +296,8 @@ def main(argv: list[str]) -> None:
     print(f"main_jobevent: {rows['table']:,} rows over {args.days} days; one day = {rows['day']:,} rows; "
           f"median of {args.repeat}, each a fresh process")
     runs: dict = {"day": {}, "table": {}}
-    for scope, span in (("day", [day]), ("table", days)):
+    scopes = (("day", [day]), ("table", days)) if args.days > 1 else (("day", [day]),)  # one day is the table
+    for scope, span in scopes:
         for method in METHODS:
             if method == "pandas" and (scope == "table" or rows[scope] > PANDAS_MAX_ROWS):
                 continue
@@ -316,6 +317,8 @@ def main(argv: list[str]) -> None:
             print(f"  {scope:5s} {method:8s} {median_of(runs[scope][method], 'seconds'):7.2f} s")
     impact = purge_impact(day)
     scopes = {scope: {m: summarise(r, rows[scope]) for m, r in by_method.items()} for scope, by_method in runs.items()}
+    if args.days == 1:
+        scopes["table"] = {m: r for m, r in scopes["day"].items() if m != "restore"}
     restore = scopes["day"].pop("restore")
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
