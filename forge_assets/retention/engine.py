@@ -30,6 +30,10 @@ from forge_assets.pgcopy import copy_rows
 from forge_assets.retention.columns import archive_columns, schema_of, select_list
 from forge_assets.retention.stream import export_conninfo, export_to_parquet, release_freed_memory, reread
 
+# A partition of at least _SPLIT_BLOCKS blocks (8 kB each) is read by EXPORT_READERS connections at once.
+EXPORT_READERS = 2
+_SPLIT_BLOCKS = 1_024
+
 
 class RetentionError(RuntimeError):
     """Archiving or restoring was refused or failed; PostgreSQL and the lake are as they were."""
@@ -161,8 +165,7 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
         for partition in partitions:
             if not _holds_only(conn, entry, partition, day):  # checked again, now that writers are locked out
                 raise RetentionError(f"{entry.key}: partition {partition} changed while it was being archived")
-            result.files += export.run(sql.SQL("SELECT {} FROM {}").format(
-                select_list(columns), sql.Identifier(partition)), f"{run_id}-{partition}")
+            result.files += export.run(_block_ranges(conn, partition, columns), f"{run_id}-{partition}")
         leaves = [leaf for leaf in _leaves(conn, entry) if leaf[1] not in partitions]
         exported = export.rows
         if entry.archives and leaves:
@@ -306,6 +309,21 @@ def _leaves(conn: psycopg.Connection, entry: TableEntry) -> list[tuple[str, str]
         (entry.table, entry.table)).fetchall()
 
 
+def _block_ranges(conn: psycopg.Connection, partition: str, columns) -> list[sql.Composable]:
+    """SELECTs that read the partition in EXPORT_READERS ranges of its blocks (TID range scans), for readers
+    that run in parallel; one SELECT for a small partition. The last range is open-ended, so a block added
+    after the size was read is still covered."""
+    blocks = conn.execute("SELECT pg_relation_size(to_regclass(format('%%I', %s::text))) / "
+                          "current_setting('block_size')::bigint", (partition,)).fetchone()[0]
+    readers = EXPORT_READERS if blocks >= _SPLIT_BLOCKS else 1
+    cuts = [blocks * i // readers for i in range(1, readers)]
+    bounds = [sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({cut},0)")) for cut in cuts]
+    limits = [sql.SQL("ctid < {}::tid").format(sql.Literal(f"({cut},0)")) for cut in cuts]
+    select = sql.SQL("SELECT {} FROM {}").format(select_list(columns), sql.Identifier(partition))
+    where = [sql.SQL(" AND ").join(c) for c in zip([sql.SQL("true"), *bounds], [*limits, sql.SQL("true")], strict=True)]
+    return [sql.SQL("{} WHERE {}").format(select, w) for w in where]
+
+
 @dataclass
 class _Export:
     """Exports of one run: each query under the run's snapshot into `<day dir>/<stem>.parquet`, verified
@@ -321,14 +339,16 @@ class _Export:
     written: list[Path]
     rows: int = 0
 
-    def run(self, query: sql.Composable, stem: str) -> list[str]:
-        """Export `query`; return the file's lake-relative path in a list (empty when there were no rows)."""
+    def run(self, query: sql.Composable | list[sql.Composable], stem: str) -> list[str]:
+        """Export `query` (or several, together, in parallel); return the file's lake-relative path in a list
+        (empty when there were no rows)."""
         entry, day = self.entry, self.day
         path = _day_directory(entry, day, self.lake_root) / f"{stem}.parquet"
         if path.exists():
             raise RetentionError(f"{path} already exists; archive files are never overwritten")
         self.written.append(path)
-        exported = export_to_parquet(export_conninfo(self.conn), self.snapshot, query.as_string(self.conn),
+        queries = [q.as_string(self.conn) for q in (query if isinstance(query, list) else [query])]
+        exported = export_to_parquet(export_conninfo(self.conn), self.snapshot, queries,
                                      schema_of(self.columns), entry.key_columns, path)
         if exported.rows == 0:
             return []

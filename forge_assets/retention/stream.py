@@ -175,20 +175,56 @@ def _execute(statement: adbc_driver_manager.AdbcStatement, query: str) -> None:
     statement.execute_update()
 
 
-@contextmanager
-def snapshot_batches(conninfo: str, snapshot: str, query: str) -> Iterator[Iterator[pa.RecordBatch]]:
-    """Record batches of `query` as seen by `snapshot`, read on a background thread.
+class _Reader:
+    """One connection that imports the snapshot and streams one query's batches into a shared queue."""
 
-    Leaving the block early (an error in the consumer) cancels the query and joins the thread, so nothing
-    keeps running; an error on the reader's side is raised in the consumer as one ExportError.
+    def __init__(self, conninfo: str, snapshot: str, query: str, offer) -> None:
+        self.connection = adbc_driver_manager.AdbcConnection(_database(conninfo))  # autocommit: BEGIN is ours
+        self.statement = adbc_driver_manager.AdbcStatement(self.connection)
+        self.statement.set_options(
+            **{adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(_BATCH_BYTES)})
+        self.snapshot, self.query, self.offer = snapshot, query, offer
+        self.thread = threading.Thread(target=self.read, name="forge-export-reader", daemon=True)
+
+    def read(self) -> None:
+        try:
+            _execute(self.statement, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            _execute(self.statement, f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+            self.statement.set_sql_query(self.query)
+            stream, _ = self.statement.execute_query()
+            with pa.RecordBatchReader._import_from_c(stream.address) as reader:
+                for batch in reader:
+                    if not self.offer(batch):
+                        return
+            self.offer(_Done())
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self.offer(_Done(exc))
+
+    def cancel(self) -> None:
+        try:
+            self.statement.cancel()  # interrupts a read in progress; thread-safe by the ADBC spec
+        except adbc_driver_manager.Error:
+            pass  # nothing to cancel
+
+    def close(self) -> None:
+        try:
+            self.statement.close()
+        finally:
+            self.connection.close()  # the read-only transaction ends with the session
+
+
+@contextmanager
+def snapshot_batches(conninfo: str, snapshot: str, queries: list[str]) -> Iterator[Iterator[pa.RecordBatch]]:
+    """Record batches of `queries` as seen by `snapshot`, each query read by its own connection and thread.
+
+    The batches of all queries arrive interleaved through one small queue. Leaving the block early (an
+    error in the consumer) or an error in any reader cancels every query and joins every thread, so nothing
+    keeps running; the first reader error is raised in the consumer as one ExportError.
     """
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise ExportError(f"not a snapshot id: {snapshot!r}")
-    connection = adbc_driver_manager.AdbcConnection(_database(conninfo))  # autocommit: we send BEGIN ourselves
-    statement = adbc_driver_manager.AdbcStatement(connection)
-    statement.set_options(**{adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value: str(_BATCH_BYTES)})
-    batches: queue.Queue = queue.Queue(maxsize=1)
-    stop, ended = threading.Event(), threading.Event()
+    batches: queue.Queue = queue.Queue(maxsize=len(queries))
+    stop, finished = threading.Event(), threading.Event()
 
     def offer(item) -> bool:
         while not stop.is_set():
@@ -199,55 +235,40 @@ def snapshot_batches(conninfo: str, snapshot: str, query: str) -> Iterator[Itera
                 continue
         return False
 
-    def read() -> None:
-        try:
-            _execute(statement, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            _execute(statement, f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            statement.set_sql_query(query)
-            stream, _ = statement.execute_query()
-            with pa.RecordBatchReader._import_from_c(stream.address) as reader:
-                while not stop.is_set():
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        break
-                    if not offer(batch):
-                        return
-            offer(_Done())
-        except BaseException as exc:  # handed to the consumer, which raises it
-            offer(_Done(exc))
-
     def consume() -> Iterator[pa.RecordBatch]:
-        while True:
+        running = len(readers)
+        while running:
             item = batches.get()
             if isinstance(item, _Done):
-                ended.set()
+                running -= 1
                 if item.error is not None:
                     raise ExportError(f"reading the snapshot failed: {item.error}") from item.error
-                return
+                continue
             yield item
+        finished.set()
 
-    thread = threading.Thread(target=read, name="forge-export-reader", daemon=True)
-    thread.start()
+    readers: list[_Reader] = []
     try:
+        for query in queries:
+            readers.append(_Reader(conninfo, snapshot, query, offer))
+        for reader in readers:
+            reader.thread.start()
         yield consume()
     finally:
-        if not ended.is_set():
+        if not finished.is_set():
             stop.set()
-            try:
-                statement.cancel()  # interrupts a read in progress; thread-safe by the ADBC spec
-            except adbc_driver_manager.Error:
-                pass  # nothing to cancel
-        thread.join()
-        try:
-            statement.close()
-        finally:
-            connection.close()  # the read-only transaction ends with the session
+            for reader in readers:
+                reader.cancel()
+        for reader in readers:
+            if reader.thread.ident is not None:
+                reader.thread.join()
+            reader.close()
 
 
-def export_to_parquet(conninfo: str, snapshot: str, query: str, schema: pa.Schema,
+def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], schema: pa.Schema,
                       key_columns: tuple[str, ...], path: Path) -> Exported:
-    """Write the rows `query` returns under `snapshot` into a Parquet file at `path`.
+    """Write the rows `query` returns under `snapshot` into a Parquet file at `path` (several queries:
+    their rows together, read in parallel).
 
     Row groups of ROW_GROUP_ROWS rows are encoded as batches arrive. The file is written under a temporary
     name and published (fsync, rename) by the lake; nothing is left behind when there are no rows or
@@ -256,7 +277,7 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str, schema: pa.Schem
     temporary = temporary_sibling(path)
     rows = checksum = 0
     try:
-        with snapshot_batches(conninfo, snapshot, query) as batches:
+        with snapshot_batches(conninfo, snapshot, [query] if isinstance(query, str) else query) as batches:
             writer = None
             pending: list[pa.RecordBatch] = []
             pending_rows = 0
