@@ -322,6 +322,7 @@ def main(argv: list[str]) -> None:
     restore = scopes["day"].pop("restore")
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    name = "archive" if (args.rows, args.days) == (2_000_000, 10) else f"archive-{args.rows}rows-{args.days}days"
     markdown = "\n".join([
         f"# Archive benchmark: main_jobevent, {rows['table']:,} rows over {args.days} days "
         f"(one day = {rows['day']:,} rows)",
@@ -338,11 +339,11 @@ def main(argv: list[str]) -> None:
         f"{impact['during_archive']['p50_ms']:.2f} ms / p99 {impact['during_archive']['p99_ms']:.2f} ms "
         f"(max {impact['during_archive']['max_ms']:.0f} ms, {impact['during_archive']['inserts']} inserts).",
         "",
-        f"![rows/s by method]({stamp}-archive.png)",
+        f"![rows/s by method]({stamp}-{name}.png)",
         "",
     ])
     print("\n" + markdown)
-    path = write_results("archive", {"rows": rows, "days": args.days, "repeat": args.repeat, "runs": runs,
+    path = write_results(name, {"rows": rows, "days": args.days, "repeat": args.repeat, "runs": runs,
                                      "summary": scopes, "restore": restore, "purge_impact": impact}, markdown)
     chart(scopes, path.with_suffix(".png"), f"main_jobevent: {rows['table']:,} rows, one day {rows['day']:,}")
     print(f"written: {path} and {path.with_suffix('.png').name}")
