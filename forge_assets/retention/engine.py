@@ -417,12 +417,14 @@ _RESTORE_BATCH_ROWS = 8_192
 
 
 def _file_batches(path: Path, names: list[str]):
-    """A file's rows in small batches, decoded on one thread (threaded reads decode columns ahead and
-    peaked ~60 MB higher)."""
+    """A file's rows in small batches, one row group decoded at a time on one thread. (iter_batches grew by
+    about 100 B a row read, 640 MB restoring a 5M-row day; threaded reads decode columns ahead.)"""
+    parquet = pq.ParquetFile(path)
     try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=_RESTORE_BATCH_ROWS, columns=names,
-                                                       use_threads=False):
-            yield {name: batch.column(name) for name in names}
+        for group in range(parquet.metadata.num_row_groups):
+            for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
+                    max_chunksize=_RESTORE_BATCH_ROWS):
+                yield {name: batch.column(name) for name in names}
     finally:
         release_freed_memory()
 

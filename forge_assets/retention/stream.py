@@ -4,9 +4,11 @@ row keys.
 The export runs on its own connection through the ADBC PostgreSQL driver, which asks for
 `COPY (query) TO STDOUT (FORMAT binary)` and parses it in C into Arrow record batches. That connection
 imports the archiving transaction's snapshot (`pg_export_snapshot()`), so it reads exactly the rows the
-archiving transaction sees and later deletes. Decoding and Parquet encoding overlap: a reader thread
-pulls batches from the driver while the calling thread checksums and encodes them (both release the GIL).
-Memory is bounded by the queue (one batch) plus one row group in flight, whatever the row count.
+archiving transaction sees and later deletes; several such connections may read parts of one file's rows
+(the engine splits a large partition into block ranges). Decoding and Parquet encoding overlap: reader
+threads pull batches from the driver while the calling thread checksums and encodes them (both release the
+GIL). Memory is bounded by the queue (one batch per reader) plus one row group in flight, whatever the
+row count.
 """
 
 from __future__ import annotations
@@ -292,10 +294,12 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
                     checksum = combine_checksums(checksum, key_checksum(batch, key_columns))
                     pending.append(batch)
                     pending_rows += batch.num_rows
-                    if pending_rows >= ROW_GROUP_ROWS:
+                    if pending_rows >= ROW_GROUP_ROWS:  # one full row group; the rest waits for the next
                         writer = writer or pq.ParquetWriter(temporary, schema, **ARCHIVE_PARQUET)
-                        writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
-                        pending, pending_rows = [], 0
+                        table = pa.Table.from_batches(pending)
+                        writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                        pending = table.slice(ROW_GROUP_ROWS).to_batches()
+                        pending_rows -= ROW_GROUP_ROWS
                 if pending:
                     writer = writer or pq.ParquetWriter(temporary, schema, **ARCHIVE_PARQUET)
                     writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
@@ -312,9 +316,10 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
 
 
 def reread(path: Path, key_columns: tuple[str, ...]) -> tuple[int, int]:
-    """Rows and key checksum of a Parquet file, read back batch by batch."""
+    """Rows and key checksum of a Parquet file, read back one row group at a time."""
     parquet = pq.ParquetFile(path)
     checksum = 0
-    for batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS, columns=list(key_columns), use_threads=False):
-        checksum = combine_checksums(checksum, key_checksum(batch, key_columns))
+    for group in range(parquet.metadata.num_row_groups):  # one row group at a time: iter_batches kept growing
+        keys = parquet.read_row_group(group, columns=list(key_columns), use_threads=False)
+        checksum = combine_checksums(checksum, key_checksum(keys, key_columns))
     return parquet.metadata.num_rows, checksum
