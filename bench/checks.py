@@ -3,7 +3,8 @@ against the same checks computed in pandas over the day's rows loaded with `read
 
     python -m bench checks [--rows 2000000] [--repeat 3]
 
-The day is the benchmark seed's complete day of main_jobevent, grown to `--rows` (see bench.archive). Each
+The day is the archive benchmark's main_jobevent table built with `--rows` rows on one day (bench.jobevents;
+its main_job is empty, so every event counts as orphaned: the anti-join does the same work). Each
 measurement is a fresh process (GX's import, 4-5 s, is reported apart); all three must find the same counts.
 """
 
@@ -15,9 +16,8 @@ import sys
 import time
 from datetime import date
 
-from bench.archive import grow_day
-from bench.common import bench_settings, median_of, peak_rss_mb, prepare, run_child, write_results
-from forge_assets.db import source_conninfo
+from bench import jobevents
+from bench.common import median_of, peak_rss_mb, run_child, write_results
 from forge_assets.quality.queries import Window
 from forge_assets.quality.rules import rules_for
 
@@ -48,7 +48,7 @@ def _pandas(conninfo: str, window: Window) -> dict[str, int]:
 
 def child(method: str, day: date) -> dict:
     """One measurement in this (fresh) process."""
-    conninfo = source_conninfo(bench_settings(), "forge")
+    conninfo = jobevents.conninfo()
     window = Window.days(day, day)
     imported = 0.0
     if method == "gx":
@@ -76,13 +76,11 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench checks")
     parser.add_argument("--rows", type=int, default=2_000_000, help="job events in the checked day")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method (median reported)")
-    parser.add_argument("--scale", type=float, default=50.0,
-                        help="seed scale of the benchmark databases (the day grows by copies of itself)")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be positive")
-    day, _ = prepare(args.scale)
-    rows = grow_day(day, args.rows)
+    jobevents.build(args.rows, 1)
+    day, rows = jobevents.BASE_DAY, args.rows
     print(f"checking {rows:,} job events of {day} with {len(RULES)} rules")
     runs = {m: [run_child("bench.checks", "--child", m, day.isoformat()) for _ in range(args.repeat)] for m in METHODS}
     counts = {m: runs[m][0]["counts"] for m in METHODS}

@@ -37,19 +37,30 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def temporary_sibling(path: Path) -> Path:
+    """A hidden, unique name next to `path` for the file while it is being written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def publish(temporary: Path, path: Path) -> int:
+    """Give a completely written file its final name durably: fsync it, rename it over `path`, fsync the
+    directory. Returns the file's size in bytes. Every lake file gets its final name here."""
+    with open(temporary, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+    return path.stat().st_size
+
+
 def write_parquet_atomic(table: pa.Table, path: Path) -> int:
     """Write `table` to `path` via a temporary file, fsync and rename; return the file's size in bytes.
 
     Readers see either the previous file or the complete new one, never a partial file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary = temporary_sibling(path)
     try:
         pq.write_table(table, temporary, **PARQUET_OPTIONS)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        return publish(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    fsync_directory(path.parent)
-    return path.stat().st_size

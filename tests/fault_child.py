@@ -4,7 +4,7 @@ Usage: python fault_child.py '<json>' with keys conninfo, entry, day, lake, now,
 os-, psycopg- and pyarrow-level functions, so they survive rewrites of the engine's internals:
 
 - before_rename: SIGKILL at the rename of a file into the lake (it is complete and fsynced);
-- before_commit: SIGKILL when the archive transaction is about to COMMIT (the file is renamed, verified);
+- before_commit: SIGKILL when the archive transaction is about to COMMIT (a file was renamed into the lake);
 - after_commit:  SIGKILL just after COMMIT returned;
 - enospc_write:  the Parquet writer's writes fail with ENOSPC; enospc_fsync: fsync fails with ENOSPC;
 - unprivileged:  drop root (after connecting) so that a lake directory owned by root is unwritable;
@@ -32,25 +32,35 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _on_publish(lake: Path, action) -> None:
+    """Call `action()` at every rename of a Parquet file into the lake (its final name), then or instead."""
+    for name in ("replace", "rename"):
+        original = getattr(os, name)
+
+        def renamed(src, dst, *args, _original=original, **kwargs):
+            if str(dst).startswith(str(lake)) and str(dst).endswith(".parquet"):
+                action()
+            return _original(src, dst, *args, **kwargs)
+
+        setattr(os, name, renamed)
+
+
 def inject(fault: str, lake: Path) -> None:
     if fault == "before_rename":
-        for name in ("replace", "rename"):
-            original = getattr(os, name)
-
-            def renamed(src, dst, *args, _original=original, **kwargs):
-                if str(dst).startswith(str(lake)) and str(dst).endswith(".parquet"):
-                    die()
-                return _original(src, dst, *args, **kwargs)
-
-            setattr(os, name, renamed)
+        _on_publish(lake, die)
     elif fault in ("before_commit", "after_commit"):
+        # The archive transaction's COMMIT is the first one after a file got its final name (the engine
+        # also commits short transactions of its own before that, e.g. around its advisory lock).
+        published = []
+        _on_publish(lake, lambda: published.append(True))
         commit = psycopg.Connection.commit
 
         def committing(self):
-            if fault == "before_commit":
+            if published and fault == "before_commit":
                 die()
             commit(self)
-            die()
+            if published:
+                die()
 
         psycopg.Connection.commit = committing
     elif fault == "enospc_write":

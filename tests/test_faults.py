@@ -240,7 +240,7 @@ def test_schema_drift_renamed_and_dropped_columns(hist, day):
 
 
 def test_postgres_restart_mid_export(settings):
-    """The server restarts while the CLI purges the day: one line naming the database, no password, exit 2;
+    """The server restarts while the CLI deletes the exported rows: one line naming the database, no password, exit 2;
     the server rolled the delete back; the next run completes the day."""
     home = Path(tempfile.mkdtemp(prefix="forge-restart-"))  # like conftest's: the server's user can reach it
     server = _pgserver().get_server(home / "pgdata", cleanup_mode="stop")
@@ -264,7 +264,7 @@ def test_postgres_restart_mid_export(settings):
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             deadline = time.monotonic() + 60
             while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query LIKE 'COPY (DELETE%%'").fetchone()[0]:
+                                    "AND query LIKE 'DELETE FROM %%\"events\" WHERE%%'").fetchone()[0]:
                 assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
                 time.sleep(0.01)
             time.sleep(0.3)  # well inside the three-second purge

@@ -4,9 +4,11 @@ import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import NOW, archive_all, conn_to, content, files_of, first_overdue, history, ledger
+from psycopg import sql
 
 from forge_assets.catalog import CATALOG, SENSITIVE, CatalogError, entries, validate
 from forge_assets.config import SOURCES
@@ -271,3 +273,55 @@ def test_a_writer_failure_mid_copy_rolls_back_promptly(db, monkeypatch):
             archive_day(conn, entry, day, db.lake_root, NOW)
         assert content(conn, entry) == before
     assert not [f for f in files_of(db, entry) if f"day={day}" in str(f)]
+
+
+def test_restore_skips_rows_already_back(db):
+    """A day that holds some of its archived rows again gets only the missing ones (staging + anti-join)."""
+    entry = entries("orchestry", "events")[0]
+    day = first_overdue(db, entry, 1)
+    with conn_to(db, entry.source) as conn:
+        before = content(conn, entry)
+        result = archive_day(conn, entry, day, db.lake_root, NOW)
+        assert result.rows > 1
+        back = pq.read_table(db.lake_root / result.files[0]).slice(0, 1).to_pylist()[0]
+        conn.execute(sql.SQL("INSERT INTO events ({}) VALUES ({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, back)), sql.SQL(", ").join(sql.Placeholder() * len(back))),
+            list(back.values()))
+        conn.commit()
+        assert restore_day(conn, entry, day, db.lake_root) == result.rows - 1
+        assert content(conn, entry) == before
+
+
+def test_an_export_failing_mid_stream_is_one_clear_error_and_leaves_no_file(db, tmp_path):
+    """The reader thread's error (here: division by zero at row 50,000) stops the export and surfaces once."""
+    from forge_assets.retention.stream import ExportError, export_conninfo, export_to_parquet
+
+    schema = pa.schema([pa.field("id", pa.int64()), pa.field("x", pa.int32())])
+    with conn_to(db, "orchestry") as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        with pytest.raises(ExportError, match="division by zero"):
+            export_to_parquet(export_conninfo(conn), snapshot,
+                              "SELECT n::bigint AS id, 1 / (n - 50000) AS x FROM generate_series(1, 200000) n",
+                              schema, ("id",), tmp_path / "out.parquet")
+        with pytest.raises(ExportError, match="not a snapshot id"):
+            export_to_parquet(export_conninfo(conn), "x'; DROP TABLE events; --", "SELECT 1", schema, ("id",),
+                              tmp_path / "out.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_partitions_read_in_parallel_ranges_archive_every_row_once(db, monkeypatch):
+    """A partition split across EXPORT_READERS connections (block ranges of one snapshot) loses no row and
+    repeats none."""
+    entry = entries("forge", "main_jobevent")[0]
+    monkeypatch.setattr(engine, "_SPLIT_BLOCKS", 1)
+    day = first_overdue(db, entry, 2)
+    with conn_to(db, "forge") as conn:
+        start, end = day_window(day, day)
+        keys = sorted(conn.execute("SELECT id, job_id FROM main_jobevent WHERE job_created >= %s "
+                                   "AND job_created < %s", (start, end)).fetchall())
+        conn.rollback()
+        result = archive_day(conn, entry, day, db.lake_root, NOW)
+    assert result.partitions_dropped and result.rows == len(keys) > 0
+    archived = pa.concat_tables(pq.read_table(db.lake_root / f, columns=["id", "job_id"]) for f in result.files)
+    assert sorted(zip(*(archived[c].to_pylist() for c in ("id", "job_id")), strict=True)) == keys

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import psycopg
 import pyarrow as pa
+from psycopg import sql
 
 from forge_assets.catalog import CatalogError, TableEntry
 
@@ -22,6 +23,9 @@ _SIMPLE_TYPES = {
     "timestamp with time zone": pa.timestamp("us", tz="UTC"),
     "timestamp without time zone": pa.timestamp("us"),
 }
+# Types the export reads as they are; any other type travels as its text form (json, uuid, enums, arrays, ...)
+# and numeric as text cast to decimal in Arrow, so every value is kept exactly.
+_TEXT_TYPES = re.compile(r"text|character varying(\(\d+\))?|character(\(\d+\))?")
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,12 @@ def archive_columns(conn: psycopg.Connection, entry: TableEntry) -> list[Archive
 def schema_of(columns: list[ArchiveColumn]) -> pa.Schema:
     """The Parquet schema of an archive file, with each column's PostgreSQL type kept as field metadata."""
     return pa.schema([pa.field(c.name, c.arrow_type, metadata={"pg_type": c.pg_type}) for c in columns])
+
+
+def select_list(columns: list[ArchiveColumn]) -> sql.Composed:
+    """The SELECT list that reads the columns in types the Arrow schema takes without loss."""
+    def read(column: ArchiveColumn) -> sql.Composable:
+        name = sql.Identifier(column.name)
+        native = column.pg_type in _SIMPLE_TYPES or _TEXT_TYPES.fullmatch(column.pg_type)
+        return name if native else sql.SQL("{}::text AS {}").format(name, name)
+    return sql.SQL(", ").join(read(c) for c in columns)

@@ -1,12 +1,16 @@
 """Archive one UTC day of one catalog entry to Parquet and purge exactly those rows, or load it back.
 
 The promise: every row is either in PostgreSQL or in a Parquet file that the ledger references, never
-neither. Rows leave PostgreSQL only through `COPY (DELETE ... RETURNING ...)` (or a dropped partition that
-was copied out under an exclusive lock) in a transaction that also writes the ledger, after the file has
-been fsynced, renamed into place and read back (row count and key checksum). Anything that fails before
-COMMIT rolls the delete back and removes the file. An advisory lock on (entry, day) serialises runs.
+neither. A run holds an advisory lock on (entry, day), then works in one REPEATABLE READ transaction:
+partitions that hold only the day's rows are locked against writers first, then the transaction's snapshot
+is exported (`pg_export_snapshot()`) and the rows it sees are streamed into Parquet by a second connection
+that imports it (stream.py). Each file is fsynced, renamed into place and read back (row count and key
+checksum). Only then does the transaction delete the day's remaining rows with the same predicate under
+the same snapshot (so exactly the exported rows: rows committed later are invisible to it, and a row
+changed meanwhile makes the DELETE fail), check that it deleted as many rows as it exported, detach and
+drop the exported partitions, write the ledger and COMMIT. Anything that fails before COMMIT rolls back
+and removes the files.
 """
-
 from __future__ import annotations
 
 import time
@@ -24,8 +28,12 @@ from forge_assets.days import day_window
 from forge_assets.lake import lake_path
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention import preflight
-from forge_assets.retention.columns import archive_columns, schema_of
-from forge_assets.retention.stream import copy_to_parquet, reread
+from forge_assets.retention.columns import archive_columns, schema_of, select_list
+from forge_assets.retention.stream import export_conninfo, export_to_parquet, release_freed_memory, reread
+
+# A partition of at least _SPLIT_BLOCKS blocks (8 kB each) is read by EXPORT_READERS connections at once.
+EXPORT_READERS = 2
+_SPLIT_BLOCKS = 1_024
 
 
 class RetentionError(RuntimeError):
@@ -149,28 +157,57 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
     if conn.autocommit:
         raise ValueError("archive_day needs a connection in transaction mode")
     require_overdue(entry, day, now)
-    run_id = run_id or new_run_id()
-    lake_root = Path(lake_root).resolve()
     result = DayResult(entry.key, day)
     began = time.perf_counter()
+    preflight.check_archive(conn, entry, _day_directory(entry, day, Path(lake_root).resolve()))
+    if not _session_lock(conn, entry, day, wait):
+        result.skipped = f"another run is archiving {entry.key} {day}"
+        return result
+    try:
+        _archive_locked(conn, entry, day, Path(lake_root).resolve(), run_id or new_run_id(), result)
+    finally:
+        _session_unlock(conn, entry, day)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id: str, result: DayResult) -> None:
+    partitions = _partitions_within(conn, entry, day) if entry.strategy == "drop_partition" else []
+    conn.commit()
     written: list[Path] = []
     committing = False
     try:
-        preflight.check_archive(conn, entry, _day_directory(entry, day, lake_root))
-        if not _lock(conn, entry, day, wait):
-            conn.rollback()
-            result.skipped = f"another run is archiving {entry.key} {day}"
-            return result
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if partitions:  # before the snapshot, so that it sees every row a writer committed into them
+            conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+                sql.SQL(", ").join(map(sql.Identifier, partitions))))
+        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         _remove_orphans(conn, entry, day, lake_root)
         superseded = _retire_restored(conn, entry, day, lake_root)
         _refuse_if_referenced(conn, entry, day)
         columns = archive_columns(conn, entry)
-        if entry.strategy == "drop_partition":
-            for partition in _partitions_within(conn, entry, day):
-                path = _archive_partition(conn, entry, day, partition, columns, lake_root, run_id, written)
-                result.partitions_dropped.append(partition)
-                result.files.append(path)
-        _archive_rows(conn, entry, day, columns, lake_root, run_id, written, result)
+        export = _Export(conn, entry, day, columns, lake_root, run_id, snapshot, written)
+        for partition in partitions:
+            if not _holds_only(conn, entry, partition, day):  # checked again, now that writers are locked out
+                raise RetentionError(f"{entry.key}: partition {partition} changed while it was being archived")
+            result.files += export.run(_block_ranges(conn, partition, columns), f"{run_id}-{partition}")
+        leaves = [leaf for leaf in _leaves(conn, entry) if leaf[1] not in partitions]
+        exported = export.rows
+        if entry.archives and leaves:
+            result.files += export.run(sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT {} FROM {} WHERE {}").format(select_list(columns), sql.Identifier(*leaf),
+                                                             _day_filter(entry, day)) for leaf in leaves), run_id)
+        deleted = sum(conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
+            sql.Identifier(*leaf), _day_filter(entry, day))).rowcount for leaf in leaves)
+        if not entry.archives and deleted:
+            _ledger(conn, entry, day, run_id, None, deleted, 0, None, [])
+        elif deleted != export.rows - exported:
+            raise RetentionError(f"{entry.key} {day}: deleted {deleted} rows but exported {export.rows - exported}")
+        for partition in partitions:  # last: DETACH locks the parent table until COMMIT
+            conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                sql.Identifier(entry.table), sql.Identifier(partition)))
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition)))
+            result.partitions_dropped.append(partition)
         result.rows, result.bytes = _ledger_totals(conn, entry, day, run_id)
         committing = True
         conn.commit()
@@ -182,15 +219,35 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
         raise  # a failed COMMIT leaves its file: the ledger decides, and the next run removes orphans
     for path in superseded:
         path.unlink(missing_ok=True)
-    result.seconds = time.perf_counter() - began
-    return result
 
 
-def _lock(conn: psycopg.Connection, entry: TableEntry, day: date, wait: bool) -> bool:
+def _lock_key(entry: TableEntry, day: date) -> tuple[str, int]:
+    return entry.key, day.toordinal()
+
+
+def _session_lock(conn: psycopg.Connection, entry: TableEntry, day: date, wait: bool) -> bool:
+    """Take the (entry, day) advisory lock for the session, in a transaction of its own: the archiving
+    transaction's snapshot is then taken after the lock, so it sees whatever an earlier run committed."""
     if wait:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (entry.key, day.toordinal()))
-        return True
-    return conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s), %s)", (entry.key, day.toordinal())).fetchone()[0]
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", _lock_key(entry, day))
+        locked = True
+    else:
+        locked = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s), %s)", _lock_key(entry, day)).fetchone()[0]
+    conn.commit()
+    return locked
+
+
+def _session_unlock(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
+    """Release the lock; a connection that was lost released it with its session."""
+    if conn.broken or conn.closed:
+        return
+    conn.rollback()
+    conn.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", _lock_key(entry, day))
+    conn.commit()
+
+
+def _xact_lock(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", _lock_key(entry, day))
 
 
 def _day_directory(entry: TableEntry, day: date, lake_root: Path) -> Path:
@@ -268,54 +325,67 @@ def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day
     return low is not None and low >= start and high < end
 
 
-def _archive_partition(conn, entry, day, partition, columns, lake_root, run_id, written) -> str:
-    """Copy a whole partition out under an exclusive lock, verify, ledger it, then detach and drop it."""
-    table = sql.Identifier(partition)
-    conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table))
-    if not _holds_only(conn, entry, partition, day):  # checked again, now that writers are locked out
-        raise RetentionError(f"{entry.key}: partition {partition} changed while it was being archived")
-    statement = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(_column_list(columns), table)
-    path = _export(conn, entry, day, columns, statement, lake_root, run_id, f"{run_id}-{partition}", written)
-    conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(entry.table), table))
-    conn.execute(sql.SQL("DROP TABLE {}").format(table))
-    return path
+def _leaves(conn: psycopg.Connection, entry: TableEntry) -> list[tuple[str, str]]:
+    """(schema, table) of every leaf of the entry's table: the table itself when it is not partitioned."""
+    return conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass(format('%%I', %s::text))) WHERE isleaf) "
+        "OR (c.oid = to_regclass(format('%%I', %s::text)) AND c.relkind <> 'p') ORDER BY c.relname",
+        (entry.table, entry.table)).fetchall()
 
 
-def _archive_rows(conn, entry, day, columns, lake_root, run_id, written, result: DayResult) -> None:
-    """Move the day's remaining rows: COPY (DELETE ... RETURNING ...) into a file, or a plain DELETE."""
-    delete = sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(entry.table), _day_filter(entry, day))
-    if not entry.archives:
-        deleted = conn.execute(delete).rowcount
-        if deleted:
-            _ledger(conn, entry, day, run_id, None, deleted, 0, None, [])
-        return
-    statement = sql.SQL("COPY ({} RETURNING {}) TO STDOUT (FORMAT csv)").format(delete, _column_list(columns))
-    path = _export(conn, entry, day, columns, statement, lake_root, run_id, run_id, written)
-    if path:
-        result.files.append(path)
+def _block_ranges(conn: psycopg.Connection, partition: str, columns) -> list[sql.Composable]:
+    """SELECTs that read the partition in EXPORT_READERS ranges of its blocks (TID range scans), for readers
+    that run in parallel; one SELECT for a small partition. The last range is open-ended, so a block added
+    after the size was read is still covered."""
+    blocks = conn.execute("SELECT pg_relation_size(to_regclass(format('%%I', %s::text))) / "
+                          "current_setting('block_size')::bigint", (partition,)).fetchone()[0]
+    readers = EXPORT_READERS if blocks >= _SPLIT_BLOCKS else 1
+    cuts = [blocks * i // readers for i in range(1, readers)]
+    bounds = [sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({cut},0)")) for cut in cuts]
+    limits = [sql.SQL("ctid < {}::tid").format(sql.Literal(f"({cut},0)")) for cut in cuts]
+    select = sql.SQL("SELECT {} FROM {}").format(select_list(columns), sql.Identifier(partition))
+    where = [sql.SQL(" AND ").join(c) for c in zip([sql.SQL("true"), *bounds], [*limits, sql.SQL("true")], strict=True)]
+    return [sql.SQL("{} WHERE {}").format(select, w) for w in where]
 
 
-def _export(conn, entry, day, columns, statement, lake_root, run_id, stem, written) -> str | None:
-    """Run a COPY ... TO STDOUT into `<day dir>/<stem>.parquet`, verify the file against what was sent,
-    and write its ledger row; return its lake-relative path (None when there were no rows)."""
-    path = _day_directory(entry, day, lake_root) / f"{stem}.parquet"
-    if path.exists():
-        raise RetentionError(f"{path} already exists; archive files are never overwritten")
-    with conn.cursor() as cursor:
-        written.append(path)
-        exported = copy_to_parquet(cursor, statement, schema_of(columns), entry.key_columns, path)
-        copied = cursor.rowcount
-    if exported.rows == 0:
-        return None
-    if copied != exported.rows:
-        raise RetentionError(f"{entry.key} {day}: PostgreSQL sent {copied} rows, the file holds {exported.rows}")
-    rows, checksum = reread(path, entry.key_columns)
-    if (rows, checksum) != (exported.rows, exported.checksum):
-        raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
-                             f"expected {exported.rows} / {exported.checksum:x}")
-    relative = str(path.relative_to(lake_root))
-    _ledger(conn, entry, day, run_id, relative, rows, exported.bytes, f"{checksum:016x}", [c.name for c in columns])
-    return relative
+@dataclass
+class _Export:
+    """Exports of one run: each query under the run's snapshot into `<day dir>/<stem>.parquet`, verified
+    against what was sent and ledgered; `rows` counts what all of them wrote."""
+
+    conn: psycopg.Connection
+    entry: TableEntry
+    day: date
+    columns: list
+    lake_root: Path
+    run_id: str
+    snapshot: str
+    written: list[Path]
+    rows: int = 0
+
+    def run(self, query: sql.Composable | list[sql.Composable], stem: str) -> list[str]:
+        """Export `query` (or several, together, in parallel); return the file's lake-relative path in a list
+        (empty when there were no rows)."""
+        entry, day = self.entry, self.day
+        path = _day_directory(entry, day, self.lake_root) / f"{stem}.parquet"
+        if path.exists():
+            raise RetentionError(f"{path} already exists; archive files are never overwritten")
+        self.written.append(path)
+        queries = [q.as_string(self.conn) for q in (query if isinstance(query, list) else [query])]
+        exported = export_to_parquet(export_conninfo(self.conn), self.snapshot, queries,
+                                     schema_of(self.columns), entry.key_columns, path)
+        if exported.rows == 0:
+            return []
+        rows, checksum = reread(path, entry.key_columns)
+        if (rows, checksum) != (exported.rows, exported.checksum):
+            raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
+                                 f"expected {exported.rows} / {exported.checksum:x}")
+        self.rows += rows
+        relative = str(path.relative_to(self.lake_root))
+        _ledger(self.conn, entry, day, self.run_id, relative, rows, exported.bytes, f"{checksum:016x}",
+                [c.name for c in self.columns])
+        return [relative]
 
 
 def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns) -> None:
@@ -336,11 +406,16 @@ def _ledger_totals(conn, entry, day, run_id) -> tuple[int, int]:
 
 def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> int:
     """Load the day's archived files back into the table, skipping rows whose key is already present;
-    mark the files restored in the ledger. Returns the number of rows inserted."""
+    mark the files restored in the ledger. Returns the number of rows inserted.
+
+    When the table holds no row of the day (the usual case after a purge) the files are copied straight
+    into it: they are disjoint, so there is nothing to skip. Otherwise each file goes through a staging
+    table and only rows whose key is absent are inserted. Files stream in row groups (bounded memory).
+    """
     if conn.autocommit:
         raise ValueError("restore_day needs a connection in transaction mode")
     lake_root = Path(lake_root).resolve()
-    _lock(conn, entry, day, wait=True)
+    _xact_lock(conn, entry, day)
     files = conn.execute(
         "SELECT id, path, columns FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s "
         "AND path IS NOT NULL AND restored_at IS NULL ORDER BY id", (entry.key, day)
@@ -350,24 +425,46 @@ def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
         raise RetentionError(f"{entry.key} {day}: no archived file to restore")
     table = sql.Identifier(entry.table)
     _ensure_range_partition(conn, entry, day)
+    straight = not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+        table, _day_filter(entry, day))).fetchone()[0]
     inserted = 0
     for ledger_id, path, names in files:
-        staging = sql.Identifier(f"restore_{ledger_id}")
-        conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(staging, table))
-        parquet = pq.ParquetFile(lake_root / path)
-        copy_rows(conn, f"restore_{ledger_id}", (
-            {name: batch.column(name) for name in names} for batch in parquet.iter_batches(batch_size=65_536)))
-        conn.execute(sql.SQL("ANALYZE {}").format(staging))  # a temp table has no statistics until analysed
-        keys = sql.SQL(" AND ").join(
-            sql.SQL("x.{k} = s.{k}").format(k=sql.Identifier(k)) for k in entry.key_columns)
-        column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-        inserted += conn.execute(sql.SQL(
-            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} s WHERE NOT EXISTS "
-            "(SELECT 1 FROM {t} x WHERE {keys} AND {day})"
-        ).format(t=table, cols=column_list, s=staging, keys=keys, day=_day_filter(entry, day))).rowcount
+        if straight:
+            inserted += copy_rows(conn, entry.table, _file_batches(lake_root / path, names))
+        else:
+            inserted += _restore_missing(conn, entry, day, f"restore_{ledger_id}", lake_root / path, names)
         conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now() WHERE id = %s", (ledger_id,))
     conn.commit()
     return inserted
+
+
+_RESTORE_BATCH_ROWS = 8_192
+
+
+def _file_batches(path: Path, names: list[str]):
+    """A file's rows in small batches, one row group decoded at a time on one thread. (iter_batches grew by
+    about 100 B a row read, 640 MB restoring a 5M-row day; threaded reads decode columns ahead.)"""
+    parquet = pq.ParquetFile(path)
+    try:
+        for group in range(parquet.metadata.num_row_groups):
+            for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
+                    max_chunksize=_RESTORE_BATCH_ROWS):
+                yield {name: batch.column(name) for name in names}
+    finally:
+        release_freed_memory()
+
+
+def _restore_missing(conn, entry: TableEntry, day: date, staging_name: str, path: Path, names: list[str]) -> int:
+    """Copy a file into a staging table, then insert the rows whose key the day does not hold yet."""
+    table, staging = sql.Identifier(entry.table), sql.Identifier(staging_name)
+    conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(staging, table))
+    copy_rows(conn, staging_name, _file_batches(path, names))
+    conn.execute(sql.SQL("ANALYZE {}").format(staging))  # a temp table has no statistics until analysed
+    keys = sql.SQL(" AND ").join(sql.SQL("x.{k} = s.{k}").format(k=sql.Identifier(k)) for k in entry.key_columns)
+    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+    return conn.execute(sql.SQL(
+        "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} s WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE {keys} AND {day})"
+    ).format(t=table, cols=column_list, s=staging, keys=keys, day=_day_filter(entry, day))).rowcount
 
 
 def _ensure_range_partition(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
