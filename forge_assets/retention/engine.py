@@ -212,10 +212,11 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
         committing = True
         conn.commit()
     except BaseException:
-        if not committing:
-            conn.rollback()
+        if not committing:  # nothing references the files: remove them even when the connection is gone
             for path in written:
                 path.unlink(missing_ok=True)
+            if not conn.broken:
+                conn.rollback()
         raise  # a failed COMMIT leaves its file: the ledger decides, and the next run removes orphans
     for path in superseded:
         path.unlink(missing_ok=True)
