@@ -45,10 +45,11 @@ def storage_url(settings: Settings) -> str:
     if os.environ.get("DAGSTER_PG_URL"):
         return os.environ["DAGSTER_PG_URL"]
     name = f"{settings.database_prefix}dagster"
-    with connect(server_conninfo(settings), autocommit=True) as conn:
+    server = server_conninfo(settings)
+    with connect(server, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return _sqlalchemy_url({**conninfo_to_dict(server_conninfo(settings)), "dbname": name})
+    return _sqlalchemy_url({**conninfo_to_dict(server), "dbname": name})
 
 
 def _sqlalchemy_url(params: dict[str, str]) -> str:

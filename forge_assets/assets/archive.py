@@ -15,7 +15,7 @@ from dagster import (
 
 from forge_assets.assets.rollups import source_table_key
 from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG, TableEntry, validate
+from forge_assets.catalog import CATALOG, TableEntry
 from forge_assets.partitions import DAILY
 from forge_assets.resources.lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
@@ -66,7 +66,6 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
                           "nothing was purged (materialize them first)")
         try:
             with postgres.write(entry.source) as conn:
-                validate(conn, [entry])
                 result = archive_day(conn, entry, day, Path(lake.root), datetime.now(timezone.utc),
                                      run_id=context.run.run_id, wait=True)
         except (NotOverdue, RetentionError, PreflightError) as exc:

@@ -20,9 +20,9 @@ class FailureAlerts(ConfigurableResource):
     timeout_seconds: float = 30.0
 
     @classmethod
-    def from_environment(cls, environ=None) -> FailureAlerts:
-        present = "FORGE_ALERT_COMMAND" in (os.environ if environ is None else environ)
-        return cls(command=EnvVar("FORGE_ALERT_COMMAND") if present else None)
+    def from_environment(cls) -> FailureAlerts:
+        """Configured from FORGE_ALERT_COMMAND, passed as an EnvVar (its value stays out of the UI)."""
+        return cls(command=EnvVar("FORGE_ALERT_COMMAND") if "FORGE_ALERT_COMMAND" in os.environ else None)
 
     def send(self, failure: dict) -> str | None:
         """Deliver one failure; return a one-line problem when the hook itself failed, else None."""

@@ -73,14 +73,20 @@ def last_overdue_day(entry: TableEntry, now: datetime) -> date:
     return (now - timedelta(days=entry.keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
 
 
-def oldest_day(conn: psycopg.Connection, entry: TableEntry) -> date | None:
-    """The UTC day of the entry's oldest row (an indexed min()), or None when it holds no rows."""
+def _first_day(conn: psycopg.Connection, entry: TableEntry, where: sql.Composable) -> date | None:
+    """The UTC day of the entry's oldest row matching `where` (an indexed min()), or None."""
     oldest = conn.execute(sql.SQL("SELECT min({}) FROM {} WHERE {}").format(
-        sql.Identifier(entry.time_column), sql.Identifier(entry.table), _slice_filter(entry))).fetchone()[0]
-    conn.rollback()
+        sql.Identifier(entry.time_column), sql.Identifier(entry.table), where)).fetchone()[0]
     if oldest is None:
         return None
     return oldest.date() if entry.naive_utc else oldest.astimezone(timezone.utc).date()
+
+
+def oldest_day(conn: psycopg.Connection, entry: TableEntry) -> date | None:
+    """The UTC day of the entry's oldest row, or None when it holds no rows."""
+    found = _first_day(conn, entry, _slice_filter(entry))
+    conn.rollback()
+    return found
 
 
 def overdue_days(conn: psycopg.Connection, entry: TableEntry, now: datetime, until: date | None = None) -> list[date]:
@@ -97,11 +103,10 @@ def days_holding_rows(conn: psycopg.Connection, entry: TableEntry, first: date, 
     indexed min() per day found, so empty days cost nothing."""
     days: list[date] = []
     while first <= last and len(days) < limit:
-        found = conn.execute(sql.SQL("SELECT min({}) FROM {} WHERE {}").format(
-            sql.Identifier(entry.time_column), sql.Identifier(entry.table), _day_filter(entry, first, last))).fetchone()[0]
+        found = _first_day(conn, entry, _day_filter(entry, first, last))
         if found is None:
             break
-        days.append(found.date() if entry.naive_utc else found.astimezone(timezone.utc).date())
+        days.append(found)
         first = days[-1] + timedelta(days=1)
     conn.rollback()
     return days
