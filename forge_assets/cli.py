@@ -1,4 +1,4 @@
-"""forge-assets: the command line (migrate, seed, demo, dev, server)."""
+"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, dev, docs, server)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
-from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
+from forge_assets.conninfo import ConninfoError, describe
+from forge_assets.db import DatabaseUnavailable, server_conninfo, source_connection
+from forge_assets.embedded import stop_embedded_server
 from forge_assets.lake import LakePathError
-from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
-from forge_assets.resources.embedded import stop_embedded_server
+from forge_assets.migrate import OWN_SCHEMA, MigrationError, run_migrations
+from forge_assets.retention.backlog import archive_source, print_archive_reports
+from forge_assets.retention.catalog import CatalogError, entries
 from forge_assets.retention.engine import RetentionError, restore_day
 from forge_assets.retention.preflight import PreflightError
-from forge_assets.retention.runner import EntryReport, archive_source
-from forge_assets.roles import apply_grants, grant_statements
-from forge_assets.seed import SeedError, seed_sources
+from forge_assets.roles import grant_statements
 from forge_assets.seed.common import SeedPlan
+from forge_assets.seed.load import SeedError, seed_sources
 
-_KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
+_KNOWN_ERRORS = (ConfigError, ConninfoError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
                  PreflightError, LakePathError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
@@ -137,20 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def run_migrations(settings: Settings, sources: tuple[str, ...], own_only: bool = False) -> None:
-    """Create missing default databases, then apply pending migrations to each source; print what ran."""
-    created = ensure_source_databases(settings, sources)
-    for name in created:
-        print(f"created database {name}")
-    for source in sources:
-        schemas = [OWN_SCHEMA] if own_only else [source, OWN_SCHEMA]
-        with source_connection(settings, source, autocommit=True) as conn:
-            applied = migrate(conn, schemas)
-            if not own_only:  # the stand-ins are ours; a real source's owner runs `forge-assets grants`
-                apply_grants(conn, source)
-        print(f"{source}: " + (", ".join(m.label for m in applied) if applied else "up to date"))
-
-
 def _grants(settings: Settings, args) -> None:
     with source_connection(settings, args.source) as conn:
         for statement in grant_statements(conn, args.source):
@@ -174,19 +161,6 @@ def _seed(settings: Settings, args) -> None:
         print(f"\n{report.source}: {sum(report.counts.values()):,} rows in {report.seconds:.1f} s")
         for table, count in report.counts.items():
             print(f"  {table:40s} {count:>12,}")
-
-
-def print_archive_reports(reports: list[EntryReport], dry_run: bool = False) -> None:
-    """One line per entry: days, rows, bytes (in PostgreSQL for a dry run), files, and deferred days."""
-    verb = "would move" if dry_run else "moved"
-    for report in reports:
-        days = sum(1 for r in report.results if r.rows)
-        line = f"{report.entry.key:45s} {verb} {report.rows:>10,} rows {report.bytes:>13,} bytes in {days:>3} days"
-        if not dry_run:
-            line += f", {report.files} files"
-        print(line)
-        for reason in report.deferred:
-            print(f"    deferred: {reason}")
 
 
 def _archive(settings: Settings, args) -> int:

@@ -10,6 +10,8 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from forge_assets.conninfo import ConninfoError, parse_conninfo
+
 SOURCES: tuple[str, ...] = ("forge", "goforge", "orchestry", "pulse", "openorchestrator")
 """The source systems, each with its own database (named after it by default)."""
 
@@ -37,7 +39,7 @@ class Settings:
     @property
     def pgdata(self) -> Path:
         """Data directory of the embedded PostgreSQL server."""
-        return self.home / "pgdata"
+        return pgdata_directory(self.home)
 
     @property
     def dagster_home(self) -> Path:
@@ -51,7 +53,17 @@ class Settings:
 
     def database_name(self, source: str) -> str:
         """Default database of a source on the shared server."""
-        return f"{self.database_prefix}{check_source(source)}"
+        return database_name(self.database_prefix, source)
+
+
+def pgdata_directory(home: Path) -> Path:
+    """Data directory of the embedded PostgreSQL server under FORGE_HOME."""
+    return home / "pgdata"
+
+
+def database_name(prefix: str, source: str) -> str:
+    """Default database of a source on the shared server: FORGE_DB_PREFIX + the source's name."""
+    return f"{prefix}{check_source(source)}"
 
 
 def check_source(source: str) -> str:
@@ -62,8 +74,6 @@ def check_source(source: str) -> str:
 
 
 def _check_url(variable: str, value: str) -> str:
-    from forge_assets.db import parse_conninfo  # db imports this module
-
     try:
         parts = urlsplit(value)
     except ValueError as exc:
@@ -75,7 +85,7 @@ def _check_url(variable: str, value: str) -> str:
         )
     try:
         parse_conninfo(value)
-    except ConfigError as exc:
+    except ConninfoError as exc:
         raise ConfigError(f"{variable}: {exc}") from None
     return value
 

@@ -5,15 +5,16 @@ from collections.abc import Mapping
 from dagster import Definitions
 
 from forge_assets.assets.archive import ARCHIVE_ASSETS
-from forge_assets.assets.checks import QUALITY_CHECKS, quality_job
+from forge_assets.assets.checks import QUALITY_CHECKS
 from forge_assets.assets.rollups import ROLLUP_ASSETS
 from forge_assets.assets.sources import SOURCE_TABLES
-from forge_assets.jobs import archive_jobs, checks_schedule, rollup_job, rollup_schedule
+from forge_assets.jobs.asset_jobs import archive_jobs, quality_job, rollup_job
+from forge_assets.jobs.schedules import checks_schedule, rollup_schedule
 from forge_assets.resources.alerts import FailureAlerts
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.sensors.failures import cleanup_failure_sensor
-from forge_assets.sensors.retention import retention_sensor
+from forge_assets.sensors.failure_sensor import cleanup_failure_sensor
+from forge_assets.sensors.retention_sensor import retention_sensor
 
 
 def build_definitions(resources: Mapping[str, object]) -> Definitions:

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import yaml
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
+from forge_assets.assets.names import RUN_TAG_TABLE
 from forge_assets.config import Settings
+from forge_assets.conninfo import normalized, sqlalchemy_url
 from forge_assets.db import connect, server_conninfo
 
 # One archive run per table at a time (runs are tagged with their table), a few runs at once on a small box.
-RUN_TAG_TABLE = "forge/table"
 RUN_QUEUE = {
     "max_concurrent_runs": 4,
     "tag_concurrency_limits": [{"key": RUN_TAG_TABLE, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}],
@@ -49,21 +49,7 @@ def storage_url(settings: Settings) -> str:
     with connect(server, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return _sqlalchemy_url({**conninfo_to_dict(server), "dbname": name})
-
-
-def _sqlalchemy_url(params: dict[str, str]) -> str:
-    """A URL for dagster-postgres; socket directories go in `?host=`. The driver is named: SQLAlchemy 2.1
-    picks psycopg 3 for a bare postgresql://, and dagster-postgres's `NOTIFY run_events, %s` needs psycopg2."""
-    from sqlalchemy.engine import URL
-
-    host = params.get("host", "")
-    on_socket = host.startswith("/")
-    return URL.create(
-        "postgresql+psycopg2", username=params.get("user"), password=params.get("password"),
-        host=None if on_socket else host or None, port=int(params["port"]) if params.get("port") else None,
-        database=params["dbname"], query={"host": host} if on_socket else {},
-    ).render_as_string(hide_password=False)
+    return sqlalchemy_url(normalized(server, dbname=name), driver="psycopg2")
 
 
 def dagster_environment(settings: Settings) -> dict[str, str]:

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import psycopg
 
+from forge_assets.config import Settings
+from forge_assets.db import ensure_source_databases, source_connection
+from forge_assets.roles import apply_grants
 from forge_assets.sql_files import sql_root
 
 OWN_SCHEMA = "forge_retention"
@@ -141,3 +144,17 @@ def _apply(conn: psycopg.Connection, migration: Migration) -> None:
             )
     except psycopg.Error as exc:
         raise MigrationError(f"{migration.label} failed and was rolled back: {exc}".strip()) from exc
+
+
+def run_migrations(settings: Settings, sources: tuple[str, ...], own_only: bool = False) -> None:
+    """Create missing default databases, then apply pending migrations to each source; print what ran."""
+    created = ensure_source_databases(settings, sources)
+    for name in created:
+        print(f"created database {name}")
+    for source in sources:
+        schemas = [OWN_SCHEMA] if own_only else [source, OWN_SCHEMA]
+        with source_connection(settings, source, autocommit=True) as conn:
+            applied = migrate(conn, schemas)
+            if not own_only:  # the stand-ins are ours; a real source's owner runs `forge-assets grants`
+                apply_grants(conn, source)
+        print(f"{source}: " + (", ".join(m.label for m in applied) if applied else "up to date"))

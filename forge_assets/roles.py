@@ -19,7 +19,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from forge_assets.catalog import SENSITIVE, entries
+from forge_assets.retention.catalog import SENSITIVE, entries
 
 READER = "forge_reader"
 RETENTION = "forge_retention"

@@ -32,7 +32,7 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     from forge_assets.config import load_settings
     from forge_assets.db import drop_source_databases
-    from forge_assets.resources.embedded import stop_embedded_server
+    from forge_assets.embedded import stop_embedded_server
 
     settings = load_settings()
     if settings.server_url:
@@ -45,8 +45,8 @@ def pytest_unconfigure(config):
 @pytest.fixture(scope="session")
 def settings():
     """Settings of the test session, with every source database migrated."""
-    from forge_assets.cli import run_migrations
     from forge_assets.config import SOURCES, load_settings
+    from forge_assets.migrate import run_migrations
 
     current = load_settings()
     run_migrations(current, SOURCES)
@@ -61,8 +61,8 @@ SEED_DAYS = 8
 @pytest.fixture(scope="session")
 def seeded(settings):
     """The session's source databases seeded with a small, deterministic history (clean data)."""
-    from forge_assets.seed import seed_sources
     from forge_assets.seed.common import SeedPlan
+    from forge_assets.seed.load import seed_sources
 
     plan = SeedPlan(days=SEED_DAYS, scale=0.5, seed=7, anchor=ANCHOR)
     reports = seed_sources(settings, plan, reset=True)

@@ -21,18 +21,18 @@ from dagster import (
 )
 from helpers import history
 
-from forge_assets.assets.archive import archive_key
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG
+from forge_assets.assets.names import archive_key
 from forge_assets.db import connect, drop_source_databases, source_conninfo
 from forge_assets.definitions import build_definitions, defs
 from forge_assets.instance import instance_config, storage_url
 from forge_assets.resources.alerts import FailureAlerts
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CATALOG
 from forge_assets.retention.engine import last_overdue_day, oldest_day
-from forge_assets.sensors.failures import cleanup_failure_sensor
-from forge_assets.sensors.retention import TableState, build_retention_sensor, plan_tick
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.sensors.failure_sensor import cleanup_failure_sensor
+from forge_assets.sensors.retention_sensor import TableState, build_retention_sensor, plan_tick
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime.now(timezone.utc)

@@ -21,12 +21,11 @@ from forge_assets.assets.archive import build_archive_asset
 from forge_assets.assets.checks import QUALITY_CHECKS
 from forge_assets.assets.rollups import ROLLUP_ASSETS
 from forge_assets.assets.sources import SOURCE_TABLES
-from forge_assets.catalog import SENSITIVE, entries
-from forge_assets.cli import run_migrations
 from forge_assets.db import drop_source_databases, ensure_source_databases, source_conninfo
-from forge_assets.migrate import migrate
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.migrate import migrate, run_migrations
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import SENSITIVE, entries
 from forge_assets.retention.engine import archive_day
 from forge_assets.retention.preflight import PreflightError
 from forge_assets.roles import apply_grants

@@ -11,8 +11,9 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import PrivateAttr
 
-from forge_assets.config import SOURCES, Settings, load_settings
-from forge_assets.db import DatabaseUnavailable, describe, lost, source_conninfo
+from forge_assets.config import load_settings
+from forge_assets.conninfo import describe
+from forge_assets.db import DatabaseUnavailable, connection_lost, resolve_source_conninfo
 
 
 def _read_only(conn: psycopg.Connection) -> None:
@@ -48,16 +49,10 @@ class PostgresResource(ConfigurableResource):
             **urls,
         )
 
-    def settings(self) -> Settings:
-        """The equivalent plain settings (used by the retention engine and the CLI)."""
-        urls = {s: getattr(self, f"{s}_url") for s in SOURCES if getattr(self, f"{s}_url")}
-        home = Path(self.home)
-        return Settings(home=home, lake_root=home / "lake", server_url=self.server_url, source_urls=urls,
-                        database_prefix=self.database_prefix)
-
     def conninfo(self, source: str) -> str:
         """Connection string of a source (contains secrets: never log it; use `describe`)."""
-        return source_conninfo(self.settings(), source)
+        return resolve_source_conninfo(source, getattr(self, f"{source}_url"), self.server_url, Path(self.home),
+                                       self.database_prefix)
 
     def _pool(self, source: str, read_only: bool) -> ConnectionPool:
         key = (source, read_only)
@@ -76,7 +71,7 @@ class PostgresResource(ConfigurableResource):
                 try:
                     yield conn
                 except psycopg.OperationalError as exc:
-                    unavailable = lost(exc, conn, self.conninfo(source))
+                    unavailable = connection_lost(exc, conn, self.conninfo(source))
                     if unavailable is None:
                         raise
                     raise unavailable from None

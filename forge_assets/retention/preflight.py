@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from forge_assets.catalog import TableEntry, validate
+from forge_assets.retention.catalog import TableEntry, validate
 
 LEDGER = "forge_retention.archive_ledger"
 
