@@ -3,9 +3,8 @@
 from dagster import AssetSelection, define_asset_job
 
 from forge_assets.assets.checks import purge_guards
-from forge_assets.assets.names import archive_job_name, archive_key, rollup_group
+from forge_assets.assets.names import archive_group, archive_job_name, rollup_group
 from forge_assets.config import SOURCES
-from forge_assets.retention.catalog import CATALOG
 from forge_assets.rollups.registry import ROLLUPS
 
 rollup_job = define_asset_job(
@@ -17,7 +16,7 @@ rollup_job = define_asset_job(
 archive_jobs = [
     define_asset_job(
         name=archive_job_name(source),
-        selection=AssetSelection.assets(*(archive_key(e) for e in CATALOG if e.source == source)) | purge_guards(source),
+        selection=AssetSelection.groups(archive_group(source)) | purge_guards(source),
         description=f"Archive and purge one overdue day of every {source} table in the retention catalog.",
     )
     for source in SOURCES

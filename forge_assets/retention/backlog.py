@@ -48,8 +48,10 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
     yet (rows still referenced, or not overdue when a whole source is asked for) is reported as deferred.
     """
     selected = entries(source, table)
+    if not dry_run:
+        settings.require_purge(source)
     reports = []
-    with source_connection(settings, source) as conn:
+    with source_connection(settings, source, "reader" if dry_run else "retention") as conn:
         validate(conn, selected)
         conn.rollback()
         for entry in selected:
