@@ -168,9 +168,16 @@ def test_each_login_does_its_own_work_and_is_refused_the_rest(production, tmp_pa
                 "--day", str(day), "--dry-run")
     assert plan.returncode == 0 and "would move" in plan.stdout, plan.stderr
 
+    wrong = urls["retention"].replace(PASSWORD, "not-the-password")
+    bad_login = _one_line_error(_cli({**all_logins, "FORGE_FORGE_RETENTION_URL": wrong}, "archive", "--source",
+                                     "forge", "--table", "main_jobhostsummary", "--day", str(day)))
+    assert "cannot connect to fa_retention@127.0.0.1" in bad_login and "password authentication failed" in bad_login
+    assert "not-the-password" not in bad_login
+
     as_reader = _one_line_error(_cli({**all_logins, "FORGE_FORGE_RETENTION_URL": ""}, "archive", "--source", "forge",
                                      "--table", "main_jobhostsummary", "--day", str(day)))
     assert "role fa_reader lacks DELETE on main_jobhostsummary" in as_reader
+    assert 'GRANT forge_retention TO "fa_reader"' in as_reader
 
     for variable in ("FORGE_FORGE_URL", "FORGE_FORGE_RETENTION_URL", "FORGE_FORGE_OWNER_URL", "FORGE_PURGE"):
         monkeypatch.setenv(variable, all_logins[variable])
@@ -197,7 +204,7 @@ def test_each_login_does_its_own_work_and_is_refused_the_rest(production, tmp_pa
 
     as_retention = _one_line_error(_cli({**all_logins, "FORGE_FORGE_OWNER_URL": urls["retention"]}, "restore",
                                         "--source", "forge", "--table", "main_jobhostsummary", "--day", str(day)))
-    assert "role fa_retention lacks INSERT on main_jobhostsummary" in as_retention
+    assert "role fa_retention lacks INSERT on main_jobhostsummary" in as_retention and 'GRANT forge_owner TO "fa_retention"' in as_retention
 
     restored = _cli(all_logins, "restore", "--source", "forge", "--table", "main_jobhostsummary", "--day", str(day))
     assert restored.returncode == 0, restored.stderr
