@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, SkipReason, build_sensor_context, materialize
 from helpers import content
 
 from forge_assets.assets.rollups import ROLLUP_ASSETS
@@ -33,6 +33,7 @@ from forge_assets.retention.catalog import entries
 from forge_assets.retention.engine import overdue_days
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import GENERATORS
+from forge_assets.sensors.retention_sensor import build_retention_sensor
 
 CLI = str(Path(sys.executable).with_name("forge-assets"))
 PASSWORD = f"pw-{uuid.uuid4().hex[:12]}"
@@ -210,3 +211,27 @@ def test_each_login_does_its_own_work_and_is_refused_the_rest(production, tmp_pa
     assert restored.returncode == 0, restored.stderr
     with psycopg.connect(urls["owner"]) as app:
         assert content(app, SUMMARIES) == before
+
+
+def test_sensor_only_plans_before_purging_is_turned_on(seeded, settings):
+    """Purging off (a source not named by FORGE_PURGE): the sensor requests nothing and its tick shows, per
+    table, the overdue rows it would archive; only the configured sources are probed."""
+    resources = {"postgres": PostgresResource(home=str(settings.home), server_url=settings.server_url,
+                                              database_prefix=settings.database_prefix, sources=["goforge", "forge"],
+                                              purge_sources=[]),
+                 "lake": ParquetLake(root=str(settings.lake_root)), "alerts": FailureAlerts()}
+    sensor = build_retention_sensor()
+    with DagsterInstance.ephemeral() as instance, build_sensor_context(instance=instance, resources=resources) as ctx:
+        result = sensor(ctx)
+    assert isinstance(result, SkipReason), result
+    plans = [line for line in result.skip_message.split("; ") if line.startswith("plan only")]
+    assert any("goforge.container_metrics would archive" in line for line in plans), result.skip_message
+    assert all("goforge" in line or "forge" in line for line in plans)
+    assert not [line for line in plans if "orchestry" in line or "pulse" in line], "unconfigured sources are not probed"
+
+    resources["postgres"] = PostgresResource(home=str(settings.home), server_url=settings.server_url,
+                                             database_prefix=settings.database_prefix, sources=["goforge", "forge"],
+                                             purge_sources=["goforge"])
+    with DagsterInstance.ephemeral() as instance, build_sensor_context(instance=instance, resources=resources) as ctx:
+        requested = sensor(ctx)
+    assert requested.run_requests and all("goforge" in r.run_key for r in requested.run_requests)
