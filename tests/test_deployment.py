@@ -70,6 +70,7 @@ def production(tmp_path_factory):
                 conn.execute(f"CREATE ROLE {group} NOLOGIN")
             for login, group in LOGINS.values():
                 conn.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{PASSWORD}' IN ROLE {group}")
+            conn.execute(f"CREATE ROLE fa_nobody LOGIN PASSWORD '{PASSWORD}'")  # a login before any grant
             conn.execute("CREATE DATABASE forge OWNER forge_app")
         urls = {role: f"postgresql://{login}:{PASSWORD}@127.0.0.1:{port}/forge" for role, (login, _) in LOGINS.items()}
         with psycopg.connect(urls["owner"]) as app:  # the application's own DDL and rows
@@ -150,6 +151,12 @@ def test_migrate_and_grants_as_the_owner_then_doctor(production, tmp_path):
     assert any("owns main_jobevent and its partitions" in line and 'MISSING  GRANT forge_app TO "fa_retention"' in line
                for line in lines), doctor.stdout  # drop_partition needs ownership: the retention login lacks it
     assert PASSWORD not in doctor.stdout + doctor.stderr
+
+    nobody = production["urls"]["retention"].replace("fa_retention", "fa_nobody")
+    fresh = _cli(_env(production, tmp_path, FORGE_FORGE_RETENTION_URL=nobody), "doctor", "--source", "forge")
+    assert fresh.returncode == 1 and not fresh.stderr, fresh.stderr
+    assert any(line.split()[:2] == ["forge", "retention"] and "USAGE on schema forge_retention" in line
+               and line.endswith('MISSING  GRANT forge_retention TO "fa_nobody";') for line in fresh.stdout.splitlines())
 
 
 def test_each_login_does_its_own_work_and_is_refused_the_rest(production, tmp_path, monkeypatch):
