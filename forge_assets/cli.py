@@ -1,4 +1,4 @@
-"""forge-assets: the command line (migrate, seed, demo, dev, server)."""
+"""forge-assets: the command line (migrate, seed, demo, archive, restore, lake, docs, dev, server)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
                                            "to the stand-ins)")
     g.add_argument("--source", required=True, choices=SOURCES)
 
+    lk = commands.add_parser("lake", help="write a DuckDB file of typed views over the lake (rollups, archives, "
+                                          "history with the live rows, the seed questions as table macros)")
+    lk.add_argument("--output", type=Path, default=None, help="the DuckDB file (default: <lake root>/lake.duckdb)")
+    lk.add_argument("--no-history", action="store_true", help="no history views (do not connect to the sources)")
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon); other arguments go to `dagster dev`")
     commands.add_parser("docs", help="regenerate docs/rollups.md, docs/retention.md and docs/checks.md from the code")
 
@@ -238,6 +242,21 @@ def _server(settings: Settings, args) -> None:
                 print(f"{source}: {exc}")
 
 
+def _lake(settings: Settings, args) -> None:
+    from forge_assets.bi.lakedb import build_lake_database
+    from forge_assets.db import source_conninfo
+
+    live = {} if args.no_history else {source: source_conninfo(settings, source) for source in SOURCES}
+    output = args.output or settings.lake_root / "lake.duckdb"
+    report = build_lake_database(settings.lake_root, output, live)
+    print(f"wrote {report.path}: {len(report.views)} views, {len(report.macros)} question macros "
+          f"({', '.join(report.macros) or 'none'})")
+    for note in report.notes:
+        print(f"  {note}")
+    if report.unread:
+        print(report.unread_line())
+
+
 def _docs(settings: Settings, args) -> None:
     from forge_assets.docs import checks_reference, retention_reference, rollup_reference
     from forge_assets.sql_files import sql_root
@@ -251,7 +270,7 @@ def _docs(settings: Settings, args) -> None:
 
 
 COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,
-            "archive": _archive, "restore": _restore, "grants": _grants}
+            "archive": _archive, "restore": _restore, "grants": _grants, "lake": _lake}
 
 if __name__ == "__main__":
     sys.exit(main())
