@@ -211,7 +211,7 @@ def public_dsn(conninfo: str) -> str:
 
 def _history_sql(con, entry: TableEntry, conn: psycopg.Connection, dsn: str) -> str:
     """Archived rows whose key is not live, plus the live rows (typed as the archive view types them)."""
-    archived = dict(con.execute(f"SELECT column_name, data_type FROM (DESCRIBE {archive_view(entry)})").fetchall())
+    archived = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {archive_view(entry)})").fetchall())
     live = []
     for column in archive_columns(conn, entry):
         name = _ident(column.name)
