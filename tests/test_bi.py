@@ -6,12 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import NOW, conn_to, history
 
 from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.assets.rollups.spec import compute_rollup
@@ -22,13 +23,12 @@ from forge_assets.days import day_window
 from forge_assets.db import source_conninfo
 from forge_assets.lake import lake_path, write_parquet_atomic
 from forge_assets.retention.engine import archive_day
-from helpers import NOW, conn_to, history
 
 SOURCES = ("forge", "orchestry")
 DAYS = 12
 FAR = NOW + timedelta(days=400)  # every day is overdue for every entry
 PURGED = {"forge": ("main_jobevent", "main_jobhostsummary", "main_driftdetection", "main_hostfactsnapshot",
-                    "main_job"),
+                    "main_job", "main_auditevent"),
           "orchestry": ("events", "metrics_instance", "metrics_app")}
 
 
@@ -171,6 +171,9 @@ def test_the_duckdb_file_opens_in_the_cli_with_every_view_typed(scenario, tmp_pa
     types = dict(line.split(",")[:2] for line in _cli(
         report.path, home, "SELECT column_name, column_type FROM (DESCRIBE archive_orchestry_events)").splitlines()[1:])
     assert types["details"] == "JSON" and types["day"] == "DATE" and types["timestamp"] == "TIMESTAMP WITH TIME ZONE"
+    audit = _cli(report.path, home, "SELECT typeof(ip_address), typeof(details), family(ip_address) "
+                                    "FROM archive_forge_main_auditevent WHERE ip_address IS NOT NULL LIMIT 1")
+    assert audit.splitlines()[1] == "INET,JSON,4"
     with duckdb.connect(str(report.path), read_only=True, config={"extension_directory": str(home / ".duckdb/extensions")}) as con:
         described = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE archive_forge_main_job)").fetchall())
         assert described["day"] == "DATE" and described["created"] == "TIMESTAMP WITH TIME ZONE"
@@ -308,21 +311,27 @@ def test_lake_command_writes_the_file_and_names_what_it_could_not_read(scenario,
         assert con.execute(f"SELECT count(*) FROM forge_jobs_by_status(DATE '{days[0]}', DATE '{days[-1]}')").fetchone()[0] > 0
 
 
-def test_naive_utc_timestamps_come_back_as_utc_instants(settings, tmp_path_factory, tmp_path):
-    target = history(settings, tmp_path_factory, sources=("openorchestrator",), days=3)
+def test_naive_utc_timestamps_and_uuids_come_back_typed(settings, tmp_path_factory, tmp_path):
+    target = history(settings, tmp_path_factory, sources=("openorchestrator", "goforge"), days=3)
     day = (NOW - timedelta(days=2)).date()
     archive(target, "openorchestrator", ("Logs",), [day])
+    archive(target, "goforge", ("deployment_logs",), [day])
     with conn_to(target, "openorchestrator") as conn:
         first = conn.execute('SELECT min(log_time) FROM "Logs"').fetchone()[0]
     report = build_lake_database(target.lake_root, tmp_path / "lake.duckdb",
-                                 {"openorchestrator": source_conninfo(target, "openorchestrator")},
+                                 {s: source_conninfo(target, s) for s in ("openorchestrator", "goforge")},
                                  extension_directory=str(tmp_path / "ext"))
     with duckdb.connect(str(report.path), read_only=True, config={"extension_directory": str(tmp_path / "ext")}) as con:
         con.execute("SET TimeZone = 'UTC'")
         archived = con.execute("SELECT min(log_time), typeof(min(log_time)) FROM archive_openorchestrator_logs").fetchone()
         live = con.execute("SELECT min(log_time) FROM history_openorchestrator_logs WHERE day > ?", [day]).fetchone()[0]
+        uuids = con.execute("SELECT typeof(deployment_id), count(*) FROM history_goforge_deployment_logs "
+                            "GROUP BY 1").fetchall()
+    with conn_to(target, "goforge") as conn:
+        all_logs = conn.execute("SELECT count(*) FROM deployment_logs").fetchone()[0]
+        archived_logs = conn.execute("SELECT sum(row_count) FROM forge_retention.archive_ledger").fetchone()[0]
+    assert uuids == [("UUID", all_logs + archived_logs)] and archived_logs > 0
     assert archived[1] == "TIMESTAMP WITH TIME ZONE"
     assert archived[0].date() == day and archived[0].tzinfo is not None
     assert live == first.replace(tzinfo=timezone.utc)
     assert datetime(2000, 1, 1, tzinfo=timezone.utc) < archived[0] < live
-    assert date.today() >= day

@@ -13,7 +13,8 @@ Metabase's and Superset's DuckDB drivers) opens with no setup.
 
 Views read `day=*/*.parquet`, so new days appear without rebuilding the file; a dataset holding something
 unreadable (a foreign file, a corrupt file, a malformed day folder) is read from its list of good files instead,
-and what was left out is reported in one line. No Dagster here.
+and what was left out is reported in one line. DuckDB's DDL takes no parameters: every identifier in the
+SQL built here goes through `_ident` and every literal (paths, DSNs) through `_quote`. No Dagster here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.bi.questions import QUESTIONS
 from forge_assets.catalog import CATALOG, TableEntry
 from forge_assets.retention.columns import archive_columns
+from forge_assets.retention.fingerprint import schema_fingerprint
 
 # DuckDB types of the PostgreSQL types archive files keep as text; numbers, booleans, dates and timestamps
 # with time zone are stored natively and need nothing.
@@ -89,13 +91,6 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def fingerprint(schema: pa.Schema) -> str:
-    """A short, stable digest of a schema: column names, Arrow types and PostgreSQL types, in order."""
-    from forge_assets.retention.fingerprint import schema_fingerprint
-
-    return schema_fingerprint(schema)
-
-
 def scan(directory: Path, view: str, kind: str) -> Dataset:
     """Walk `directory`: `day=YYYY-MM-DD` folders of Parquet files; anything else, or a file whose footer does
     not read, goes to `unread` with the reason."""
@@ -119,7 +114,7 @@ def scan(directory: Path, view: str, kind: str) -> Dataset:
                 continue
             dataset.files.append(path)
             dataset.days.add(day)
-            dataset.schemas.setdefault(fingerprint(schema), schema)
+            dataset.schemas.setdefault(schema_fingerprint(schema), schema)
     return dataset
 
 
@@ -164,7 +159,7 @@ def typed_select(dataset: Dataset) -> str:
     """SELECT over the dataset's files with the PostgreSQL types restored."""
     replaced = [_retype(name, pg_type) for name, pg_type in pg_types(dataset).items()]
     replace = f" REPLACE ({', '.join(r for r in replaced if r)})" if any(replaced) else ""
-    return f"SELECT *{replace} FROM {dataset.source_sql()}"
+    return f"SELECT *{replace} FROM {dataset.source_sql()}"  # noqa: S608 (quoted by _ident/_quote)
 
 
 def _retype(name: str, pg_type: str, alias: bool = True) -> str:
@@ -211,7 +206,8 @@ def public_dsn(conninfo: str) -> str:
 
 def _history_sql(con, entry: TableEntry, conn: psycopg.Connection, dsn: str) -> str:
     """Archived rows whose key is not live, plus the live rows (typed as the archive view types them)."""
-    archived = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {archive_view(entry)})").fetchall())
+    describe = f"SELECT column_name, column_type FROM (DESCRIBE {_ident(archive_view(entry))})"  # noqa: S608
+    archived = dict(con.execute(describe).fetchall())
     live = []
     for column in archive_columns(conn, entry):
         name = _ident(column.name)
@@ -226,8 +222,8 @@ def _history_sql(con, entry: TableEntry, conn: psycopg.Connection, dsn: str) -> 
              if entry.slice_column else "")
     keys = " AND ".join(f"l.{_ident(k)} = a.{_ident(k)}" for k in entry.key_columns)
     scan_sql = f"postgres_scan({_quote(dsn)}, 'public', {_quote(entry.table)})"
-    return (f"WITH live AS (SELECT {', '.join(live)}, {day} AS day FROM {scan_sql}{where}) "
-            f"SELECT * FROM {archive_view(entry)} a WHERE NOT EXISTS (SELECT 1 FROM live l WHERE {keys}) "
+    return (f"WITH live AS (SELECT {', '.join(live)}, {day} AS day FROM {scan_sql}{where}) "  # noqa: S608
+            f"SELECT * FROM {_ident(archive_view(entry))} a WHERE NOT EXISTS (SELECT 1 FROM live l WHERE {keys}) "
             "UNION ALL BY NAME SELECT * FROM live")
 
 
@@ -264,7 +260,8 @@ def build_lake_database(lake_root: Path, path: Path, live: Mapping[str, str] | N
                 continue
             if len(dataset.schemas) > 1:
                 notes.append(f"{dataset.view}: {len(dataset.schemas)} schemas across days, read as one by name")
-            select = typed_select(dataset) if dataset.kind == "archive" else f"SELECT * FROM {dataset.source_sql()}"
+            plain = f"SELECT * FROM {dataset.source_sql()}"  # noqa: S608 (quoted by _quote)
+            select = typed_select(dataset) if dataset.kind == "archive" else plain
             con.execute(f"CREATE VIEW {_ident(dataset.view)} AS {select}")
             views.append(dataset.view)
         _manifest(con, datasets, lake_root, unread)

@@ -89,12 +89,12 @@ QUESTIONS: tuple[SeedQuestion, ...] = (
         seed="Orchestry doc, MetricsQueries.get_app_metrics_window (every application at once)",
         rollups=("metric_value_counts",),
         key=("app_name", "metric_type"),
-        source_sql="SELECT app_name, metric_type, AVG(value) AS avg_value, MIN(value) AS min_value, "
+        source_sql="SELECT app_name, metric_type, AVG(value) AS avg_value, MIN(value) AS min_value, "  # noqa: S608
                    "MAX(value) AS max_value, PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY value) AS p50_value, "
                    "PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY value) AS p95_value, COUNT(*) AS data_points "
                    "FROM metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s "
                    f"AND metric_type IN {_METRIC_TYPES} GROUP BY app_name, metric_type",
-        lake_sql="WITH h AS (SELECT app_name, metric_type, CAST(value AS DOUBLE) AS value, sum(samples) AS samples "
+        lake_sql="WITH h AS (SELECT app_name, metric_type, CAST(value AS DOUBLE) AS value, sum(samples) AS samples "  # noqa: S608
                  "FROM metric_value_counts WHERE day BETWEEN first_day AND last_day "
                  f"AND metric_type IN {_METRIC_TYPES} GROUP BY ALL), "
                  "c AS (SELECT *, sum(samples) OVER (PARTITION BY app_name, metric_type ORDER BY value) AS upto, "
