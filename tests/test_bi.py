@@ -335,3 +335,42 @@ def test_naive_utc_timestamps_and_uuids_come_back_typed(settings, tmp_path_facto
     assert archived[0].date() == day and archived[0].tzinfo is not None
     assert live == first.replace(tzinfo=timezone.utc)
     assert datetime(2000, 1, 1, tzinfo=timezone.utc) < archived[0] < live
+
+
+def _blocks(text, info):
+    """The fenced blocks of a markdown text whose info string is exactly `info`."""
+    blocks, current = [], None
+    for line in text.splitlines():
+        if current is None and line.startswith("```") and line[3:].strip() == info:
+            current = []
+        elif current is not None and line.startswith("```"):
+            blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_the_bi_guide_snippets_run(scenario, monkeypatch):
+    """docs/bi.md: every `python` block runs against the lake, every `sql` block in the lake's DuckDB file."""
+    from pathlib import Path
+
+    target, days, _, _, _ = scenario
+    assert (days[0].isoformat(), days[-1].isoformat()) == ("2026-06-18", "2026-06-29"), "the guide's dates"
+    text = (Path(__file__).parent.parent / "docs" / "bi.md").read_text(encoding="utf-8")
+    python, statements = _blocks(text, "python"), _blocks(text, "sql")
+    assert len(python) == 2 and len(statements) == 3
+    monkeypatch.setenv("FORGE_LAKE_URI", str(target.lake_root))
+    for block in python:
+        namespace = {}
+        exec(compile(block, "docs/bi.md", "exec"), namespace)  # noqa: S102 (the guide's own snippet)
+        assert len(namespace["frame"]) > 0 and namespace["table"].num_rows == len(namespace["frame"])
+    assert namespace["longest"]["runs_successful"].sum() > 0
+    report = build_lake_database(target.lake_root, target.lake_root / "lake.duckdb",
+                                 {"forge": source_conninfo(target, "forge")})
+    with duckdb.connect(str(report.path), read_only=True) as con:
+        for block in statements:
+            for statement in (s.strip() for s in block.replace(".forge/lake", str(target.lake_root)).split(";")):
+                if statement and not all(line.startswith("--") for line in statement.splitlines()):
+                    rows = con.execute(statement).fetchall()
+                    assert rows or "may be empty" in block, statement
