@@ -32,6 +32,11 @@ SPECS = (
             real("avg_total_s", "mean start-to-finish seconds"),
             real("p95_total_s", "95th percentile start-to-finish seconds"),
             real("max_total_s", "longest start-to-finish seconds"),
+            integer("timed_builds", "deployments with a build and deploy time (population of the build/deploy columns)"),
+            real("sum_build_s", "sum of build seconds (avg over days: sum / timed_builds)"),
+            real("sum_deploy_s", "sum of deploy seconds (avg over days: sum / timed_builds)"),
+            integer("timed_totals", "deployments with a start-to-finish time"),
+            real("sum_total_s", "sum of start-to-finish seconds (avg over days: sum / timed_totals)"),
         ),
         reconciliation=Reconciliation(
             "deployments",
@@ -62,6 +67,10 @@ SPECS = (
             integer("network_tx_bytes", "bytes sent in the hour"),
             integer("block_read_bytes", "bytes read from block devices in the hour"),
             integer("block_write_bytes", "bytes written to block devices in the hour"),
+            integer("cpu_samples", "samples with a CPU percent"),
+            real("cpu_sum", "sum of CPU percent (avg over any hours: sum / cpu_samples)"),
+            integer("memory_samples", "samples with a memory percent"),
+            real("memory_sum", "sum of memory percent (avg over any hours: sum / memory_samples)"),
         ),
         reconciliation=Reconciliation(
             "samples",

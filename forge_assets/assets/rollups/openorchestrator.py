@@ -20,6 +20,10 @@ SPECS = (
             real("avg_processing_s", "mean end - start seconds of finished elements"),
             real("p95_processing_s", "95th percentile end - start seconds"),
             real("avg_wait_s", "mean start - created seconds of started elements"),
+            integer("processed_elements", "elements with a start and an end"),
+            real("sum_processing_s", "sum of end - start seconds (avg over days: sum / processed_elements)"),
+            integer("started_elements", "elements with a start"),
+            real("sum_wait_s", "sum of start - created seconds (avg over days: sum / started_elements)"),
         ),
         reconciliation=Reconciliation(
             "elements",

@@ -21,6 +21,7 @@ SPECS = (
             real("p50_value", "median"),
             real("p95_value", "95th percentile"),
             integer("data_points", "samples in the hour"),
+            real("sum_value", "sum of the values (avg over any hours: sum / data_points)"),
         ),
         reconciliation=Reconciliation(
             "data_points",

@@ -20,6 +20,7 @@ SPECS = (
             real("min_value", "minimum"),
             real("max_value", "maximum"),
             real("p95_value", "95th percentile"),
+            real("sum_value", "sum of the readings (avg over any hours: sum / samples)"),
         ),
         reconciliation=Reconciliation(
             "samples",
@@ -41,6 +42,7 @@ SPECS = (
             integer("closed_alerts", "of which are closed"),
             real("avg_seconds_to_close", "mean seconds from open to close"),
             real("max_seconds_to_close", "longest seconds from open to close"),
+            real("sum_seconds_to_close", "sum of seconds from open to close (avg over days: sum / closed_alerts)"),
         ),
         reconciliation=Reconciliation(
             "alerts",
