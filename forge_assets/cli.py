@@ -10,6 +10,7 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from forge_assets.bi import LakeDatabaseError
 from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
 from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
@@ -24,7 +25,7 @@ from forge_assets.seed import SeedError, seed_sources
 from forge_assets.seed.common import SeedPlan
 
 _KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
-                 PreflightError, LakePathError)
+                 PreflightError, LakePathError, LakeDatabaseError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
 

@@ -374,3 +374,15 @@ def test_the_bi_guide_snippets_run(scenario, monkeypatch):
                 if statement and not all(line.startswith("--") for line in statement.splitlines()):
                     rows = con.execute(statement).fetchall()
                     assert rows or "may be empty" in block, statement
+
+
+def test_lake_command_with_an_unwritable_output_is_one_line(scenario, tmp_path, capsys, monkeypatch):
+    from forge_assets import cli
+
+    target, _, _, _, _ = scenario
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a directory")
+    monkeypatch.setattr(cli, "load_settings", lambda: target)
+    assert cli.main(["lake", "--no-history", "--output", str(blocked / "lake.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("forge-assets: error: cannot write ") and len(err.strip().splitlines()) == 1

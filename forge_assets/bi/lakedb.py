@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from forge_assets.assets.rollups.catalog import ROLLUPS
+from forge_assets.bi import LakeDatabaseError
 from forge_assets.bi.questions import QUESTIONS
 from forge_assets.catalog import CATALOG, TableEntry
 from forge_assets.retention.columns import archive_columns
@@ -235,12 +236,15 @@ def build_lake_database(lake_root: Path, path: Path, live: Mapping[str, str] | N
 
     lake_root = Path(lake_root).resolve()
     path = Path(path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
     config = {"extension_directory": extension_directory} if extension_directory else {}
     unread, notes, views, macros = [], [], [], []
-    con = duckdb.connect(str(temporary), config=config)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.unlink(missing_ok=True)
+        con = duckdb.connect(str(temporary), config=config)
+    except (OSError, duckdb.Error) as exc:
+        raise LakeDatabaseError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
     try:
         missing = install_extensions(con, extension_directory)
         if missing:
@@ -262,18 +266,20 @@ def build_lake_database(lake_root: Path, path: Path, live: Mapping[str, str] | N
                 notes.append(f"{dataset.view}: {len(dataset.schemas)} schemas across days, read as one by name")
             plain = f"SELECT * FROM {dataset.source_sql()}"  # noqa: S608 (quoted by _quote)
             select = typed_select(dataset) if dataset.kind == "archive" else plain
-            con.execute(f"CREATE VIEW {_ident(dataset.view)} AS {select}")
-            views.append(dataset.view)
+            if _create_view(con, dataset.view, select, unread):
+                views.append(dataset.view)
         _manifest(con, datasets, lake_root, unread)
-        views += _history_views(con, datasets, live or {}, notes, "postgres" not in missing)
+        views += _history_views(con, datasets, views, live or {}, notes, "postgres" not in missing)
         for question in QUESTIONS:
             if all(r in views for r in question.rollups):
                 con.execute(f"CREATE MACRO {question.name}(first_day, last_day) AS TABLE {question.lake_sql}")
                 macros.append(question.name)
         con.execute("CHECKPOINT")
-    except BaseException:
+    except BaseException as exc:
         con.close()
         temporary.unlink(missing_ok=True)
+        if isinstance(exc, (OSError, duckdb.Error)):
+            raise LakeDatabaseError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
         raise
     con.close()
     os.replace(temporary, path)
@@ -281,7 +287,20 @@ def build_lake_database(lake_root: Path, path: Path, live: Mapping[str, str] | N
     return LakeReport(path, views, macros, unread, notes)
 
 
-def _history_views(con, datasets: list[Dataset], live: Mapping[str, str], notes: list[str], available: bool) -> list[str]:
+def _create_view(con, view: str, select: str, unread: list[str]) -> bool:
+    """CREATE VIEW (DuckDB binds it now); a view DuckDB cannot bind is named in `unread`, the others go on."""
+    import duckdb
+
+    try:
+        con.execute(f"CREATE VIEW {_ident(view)} AS {select}")
+    except duckdb.Error as exc:
+        unread.append(f"view {view} not created ({' '.join(str(exc).split())[:120]})")
+        return False
+    return True
+
+
+def _history_views(con, datasets: list[Dataset], views: list[str], live: Mapping[str, str], notes: list[str],
+                   available: bool) -> list[str]:
     created = []
     for source in sorted({d.entry.source for d in datasets if d.entry and d.files}):
         if source not in live:
@@ -298,8 +317,9 @@ def _history_views(con, datasets: list[Dataset], live: Mapping[str, str], notes:
         with conn:
             for dataset in (d for d in datasets if d.entry and d.entry.source == source and d.files):
                 view = history_view(dataset.entry)
-                con.execute(f"CREATE VIEW {_ident(view)} AS {_history_sql(con, dataset.entry, conn, dsn)}")
-                created.append(view)
+                if dataset.view in views and _create_view(con, view, _history_sql(con, dataset.entry, conn, dsn),
+                                                         notes):
+                    created.append(view)
     return created
 
 
