@@ -18,7 +18,10 @@ stored in the files. Timestamps are UTC (`timestamp[us, tz=UTC]`).
 Conventions, the same for every rollup:
 
 - **A day with no source rows** still gets a file, with zero rows and the full schema, so BI readers
-  never meet a missing partition or a schema change.
+  never meet a missing partition. A rollup that gains columns (they are always appended) leaves older days
+  without them: read with `union_by_name` ([bi.md](bi.md)), as the lake's DuckDB file does.
+- **Additive columns**: counts, and sums next to every average (with the population they average over), so
+  totals and averages over any range of days are sums of the daily rows.
 - **Jobs, deployments and queue elements count on the day they were created**, whatever day they finish.
 - **Unfinished work is counted, not timed**: running, pending or waiting rows appear in the status
   counts and are left out of every duration statistic (the `finished_*` column says how many were timed).
