@@ -53,10 +53,15 @@ class Dataset:
     kind: str  # rollup | archive
     directory: Path
     files: list[Path] = field(default_factory=list)
+    file_schemas: list[pa.Schema] = field(default_factory=list)  # of `files`, in the same (day) order
     days: set[date] = field(default_factory=set)
     unread: list[tuple[Path, str]] = field(default_factory=list)
-    schemas: dict[str, pa.Schema] = field(default_factory=dict)  # fingerprint -> schema
     entry: TableEntry | None = None
+
+    @property
+    def fingerprints(self) -> set[str]:
+        """The distinct schemas among the files."""
+        return {schema_fingerprint(s) for s in self.file_schemas}
 
     @property
     def glob(self) -> str:
@@ -114,8 +119,8 @@ def scan(directory: Path, view: str, kind: str) -> Dataset:
                 dataset.unread.append((path, f"unreadable Parquet ({' '.join(str(exc).split())[:80]})"))
                 continue
             dataset.files.append(path)
+            dataset.file_schemas.append(schema)
             dataset.days.add(day)
-            dataset.schemas.setdefault(schema_fingerprint(schema), schema)
     return dataset
 
 
@@ -149,8 +154,8 @@ def _ranges(days: list[date]) -> str:
 def pg_types(dataset: Dataset) -> dict[str, str]:
     """Each column's PostgreSQL type as the newest file records it (files sorted by day, later wins)."""
     types: dict[str, str] = {}
-    for path in dataset.files:
-        for f in pq.read_schema(path):
+    for schema in dataset.file_schemas:
+        for f in schema:
             if f.metadata and b"pg_type" in f.metadata:
                 types[f.name] = f.metadata[b"pg_type"].decode()
     return types
@@ -262,8 +267,8 @@ def build_lake_database(lake_root: Path, path: Path, live: Mapping[str, str] | N
                 if dataset.kind == "rollup":
                     notes.append(f"{dataset.view}: no files yet, no view")
                 continue
-            if len(dataset.schemas) > 1:
-                notes.append(f"{dataset.view}: {len(dataset.schemas)} schemas across days, read as one by name")
+            if len(dataset.fingerprints) > 1:
+                notes.append(f"{dataset.view}: {len(dataset.fingerprints)} schemas across days, read as one by name")
             plain = f"SELECT * FROM {dataset.source_sql()}"  # noqa: S608 (quoted by _quote)
             select = typed_select(dataset) if dataset.kind == "archive" else plain
             if _create_view(con, dataset.view, select, unread):
@@ -329,7 +334,7 @@ def _manifest(con, datasets: list[Dataset], lake_root: Path, unread: list[str]) 
     for d in (d for d in datasets if d.files):
         con.execute("INSERT INTO lake_manifest VALUES (?, ?, ?, ?, ?, ?, ?)", (
             d.view, d.kind, str(d.directory.relative_to(lake_root)), len(d.files), min(d.days), max(d.days),
-            len(d.schemas)))
+            len(d.fingerprints)))
     con.execute("CREATE TABLE lake_unread (what VARCHAR)")
     for what in unread:
         con.execute("INSERT INTO lake_unread VALUES (?)", (what,))
