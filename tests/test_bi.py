@@ -14,15 +14,15 @@ import pyarrow as pa
 import pytest
 from helpers import NOW, conn_to, history
 
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.assets.rollups.spec import compute_rollup
 from forge_assets.bi.lakedb import build_lake_database
 from forge_assets.bi.questions import QUESTIONS
-from forge_assets.catalog import entries
 from forge_assets.days import day_window
 from forge_assets.db import source_conninfo
 from forge_assets.lake import lake_path, write_parquet_atomic
+from forge_assets.retention.catalog import entries
 from forge_assets.retention.engine import archive_day
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.rollups.spec import compute_rollup
 
 SOURCES = ("forge", "orchestry")
 DAYS = 12

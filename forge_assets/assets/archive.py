@@ -5,7 +5,6 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     Failure,
     MaterializeResult,
@@ -13,23 +12,21 @@ from dagster import (
     asset,
 )
 
-from forge_assets.assets.rollups import source_table_key
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG, TableEntry
-from forge_assets.partitions import DAILY
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.assets.names import (
+    RUN_TAG_TABLE,
+    archive_entry_key,
+    archive_group,
+    archive_key,
+    purge_pool,
+    rollups_reading,
+    source_table_key,
+)
+from forge_assets.assets.partitions import DAILY
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CATALOG, TableEntry
 from forge_assets.retention.engine import NotOverdue, RetentionError, archive_day
 from forge_assets.retention.preflight import PreflightError
-
-
-def archive_key(entry: TableEntry) -> AssetKey:
-    return AssetKey(["archive", entry.source, entry.entry_name])
-
-
-def rollups_reading(entry: TableEntry) -> list[AssetKey]:
-    """The rollups computed from the entry's table: a day is purged only after they exist for it."""
-    return [AssetKey(spec.name) for spec in ROLLUPS if spec.source == entry.source and entry.table in spec.reads]
 
 
 def _describe(entry: TableEntry) -> str:
@@ -46,19 +43,22 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
 
     @asset(
         key=archive_key(entry),
-        group_name=f"{entry.source}_archive",
+        group_name=archive_group(entry.source),
         kinds={"postgres", "parquet"} if entry.archives else {"postgres"},
         description=_describe(entry),
         partitions_def=DAILY,
         deps=[source_table_key(entry.source, entry.table), *upstream,
-              *(AssetKey(["archive", entry.source, name]) for name in entry.after)],
-        pool=f"{entry.source}_purge",
-        op_tags={"forge/table": entry.key},
+              *(archive_entry_key(entry.source, name) for name in entry.after)],
+        pool=purge_pool(entry.source),
+        op_tags={RUN_TAG_TABLE: entry.key},
         metadata={"keep_days": entry.keep_days, "strategy": entry.strategy, "time_column": entry.time_column,
                   "sensitive_columns_never_archived": ", ".join(entry.sensitive_columns) or "none"},
     )
     def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
+        if not postgres.purges(entry.source):
+            raise Failure(f"{entry.key} {day}: purging is off for {entry.source} (FORGE_PURGE does not name it); "
+                          "nothing was archived or deleted")
         missing = [k.to_user_string() for k in upstream
                    if context.partition_key not in context.instance.get_materialized_partitions(k)]
         if missing:

@@ -31,12 +31,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.bi import LakeDatabaseError
 from forge_assets.bi.questions import QUESTIONS
-from forge_assets.catalog import CATALOG, TableEntry
+from forge_assets.lake import archive_directory, rollup_directory
+from forge_assets.retention.catalog import CATALOG, TableEntry
 from forge_assets.retention.columns import archive_columns
 from forge_assets.retention.fingerprint import schema_fingerprint
+from forge_assets.rollups.registry import ROLLUPS
 
 # DuckDB types of the PostgreSQL types archive files keep as text; numbers, booleans, dates and timestamps
 # with time zone are stored natively and need nothing.
@@ -254,9 +255,9 @@ def build_lake_database(lake_root: Path, path: Path, live: Mapping[str, str] | N
         missing = install_extensions(con, extension_directory)
         if missing:
             notes.append(f"extensions not installed: {', '.join(missing)} (their columns stay VARCHAR)")
-        datasets = [scan(lake_root / "rollups" / spec.name, spec.name, "rollup") for spec in ROLLUPS]
+        datasets = [scan(rollup_directory(lake_root, spec.name), spec.name, "rollup") for spec in ROLLUPS]
         for entry in (e for e in CATALOG if e.archives):
-            dataset = scan(lake_root / "archive" / entry.source / entry.entry_name, archive_view(entry), "archive")
+            dataset = scan(archive_directory(lake_root, entry.source, entry.entry_name), archive_view(entry), "archive")
             dataset.entry = entry
             datasets.append(dataset)
         for dataset in datasets:

@@ -1,7 +1,6 @@
 """GoForge PaaS rollups: deployment outcomes and durations, container resource use by the hour."""
 
-from forge_assets.assets.rollups.columns import hour, integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -38,10 +37,7 @@ SPECS = (
             integer("timed_totals", "deployments with a start-to-finish time"),
             real("sum_total_s", "sum of start-to-finish seconds (avg over days: sum / timed_totals)"),
         ),
-        reconciliation=Reconciliation(
-            "deployments",
-            "SELECT count(*) FROM deployments WHERE created_at >= %(start)s AND created_at < %(end)s",
-        ),
+        reconciliation=Reconciliation("deployments"),
         plots={"deployments": "deployments", "failed": "status_failed"},
     ),
     RollupSpec(
@@ -72,10 +68,7 @@ SPECS = (
             integer("memory_samples", "samples with a memory percent"),
             real("memory_sum", "sum of memory percent (avg over any hours: sum / memory_samples)"),
         ),
-        reconciliation=Reconciliation(
-            "samples",
-            "SELECT count(*) FROM container_metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s",
-        ),
+        reconciliation=Reconciliation("samples"),
         plots={"samples": "samples", "network_rx_bytes": "network_rx_bytes"},
     ),
 )

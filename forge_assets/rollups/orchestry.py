@@ -1,7 +1,6 @@
 """Orchestry autoscaler rollups: its metrics-window statistics and hourly event compression, kept."""
 
-from forge_assets.assets.rollups.columns import hour, integer, real, real4, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, real4, text
 
 SPECS = (
     RollupSpec(
@@ -23,10 +22,7 @@ SPECS = (
             integer("data_points", "samples in the hour"),
             real("sum_value", "sum of the values (avg over any hours: sum / data_points)"),
         ),
-        reconciliation=Reconciliation(
-            "data_points",
-            "SELECT count(*) FROM metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s",
-        ),
+        reconciliation=Reconciliation("data_points"),
         plots={"data_points": "data_points"},
     ),
     RollupSpec(
@@ -43,10 +39,7 @@ SPECS = (
             real4("value", "the metric value (REAL, as stored)"),
             integer("samples", "samples with this value on the day"),
         ),
-        reconciliation=Reconciliation(
-            "samples",
-            "SELECT count(*) FROM metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s",
-        ),
+        reconciliation=Reconciliation("samples"),
         plots={"samples": "samples"},
     ),
     RollupSpec(
@@ -67,10 +60,7 @@ SPECS = (
             integer("critical", "severity critical"),
             integer("unspecified", "no severity"),
         ),
-        reconciliation=Reconciliation(
-            "events",
-            "SELECT count(*) FROM events WHERE timestamp >= %(start)s AND timestamp < %(end)s",
-        ),
+        reconciliation=Reconciliation("events"),
         plots={"events": "events", "errors": "error"},
     ),
 )

@@ -22,17 +22,16 @@ from dagster import (
     sensor,
 )
 
-from forge_assets.assets.archive import archive_key, rollups_reading
 from forge_assets.assets.checks import archive_run_checks
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG, TableEntry
+from forge_assets.assets.names import RUN_TAG_TABLE, archive_job_name, archive_key, rollup_key, rollups_reading
+from forge_assets.assets.partitions import DAILY
 from forge_assets.config import SOURCES
 from forge_assets.db import DatabaseUnavailable
-from forge_assets.instance import RUN_TAG_TABLE
-from forge_assets.jobs import archive_jobs, rollup_job
-from forge_assets.partitions import DAILY
+from forge_assets.jobs.asset_jobs import archive_jobs, rollup_job
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CATALOG, TableEntry
 from forge_assets.retention.engine import days_holding_rows, last_overdue_day, oldest_day
+from forge_assets.rollups.registry import ROLLUPS
 
 INTERVAL_SECONDS = 180
 MAX_RUNS_PER_TICK = 10
@@ -61,7 +60,7 @@ class TickPlan:
 
 
 def _rollup_keys(source: str | None = None) -> list[AssetKey]:
-    return [AssetKey(spec.name) for spec in ROLLUPS if source in (None, spec.source)]
+    return [rollup_key(spec.name) for spec in ROLLUPS if source in (None, spec.source)]
 
 
 def _first_partition() -> date:
@@ -111,7 +110,7 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
         if backlog > PRIORITY_BACKLOG_DAYS:
             tags["dagster/priority"] = "1"
         plan.requests.append(RunRequest(
-            job_name=f"archive_{entry.source}", partition_key=key, asset_selection=[archive_key(entry)],
+            job_name=archive_job_name(entry.source), partition_key=key, asset_selection=[archive_key(entry)],
             asset_check_keys=archive_run_checks(entry), run_key=f"{entry.key}:{day}", tags=tags))
         requested[entry.key] = key
     plan.cursor = {"archive": requested, "rollups": rollups_requested}

@@ -1,7 +1,6 @@
 """Forge automation controller rollups: the seed's diagnostic queries, kept as daily history."""
 
-from forge_assets.assets.rollups.columns import exact_seconds, flag, integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, exact_seconds, flag, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -36,10 +35,7 @@ SPECS = (
             exact_seconds("elapsed_error_s", "sum of elapsed seconds of the jobs in error (exact)"),
             exact_seconds("elapsed_canceled_s", "sum of elapsed seconds of the canceled jobs (exact)"),
         ),
-        reconciliation=Reconciliation(
-            "runs",
-            "SELECT count(*) FROM main_job WHERE created >= %(start)s AND created < %(end)s",
-        ),
+        reconciliation=Reconciliation("runs"),
         plots={"runs": "runs", "failed_runs": "runs_failed", "job_seconds": "total_job_seconds"},
     ),
     RollupSpec(
@@ -53,10 +49,7 @@ SPECS = (
             integer("jobs", "jobs created this day"),
             integer("finished_jobs", "of which have finished"),
         ),
-        reconciliation=Reconciliation(
-            "jobs",
-            "SELECT count(*) FROM main_job WHERE created >= %(start)s AND created < %(end)s",
-        ),
+        reconciliation=Reconciliation("jobs"),
         plots={"jobs": "jobs"},
     ),
     RollupSpec(
@@ -78,10 +71,7 @@ SPECS = (
             integer("consecutive_failing_days", "days in a row ending this day with a failed run (0: not failing "
                     "this day; looks back at most 90 days)"),
         ),
-        reconciliation=Reconciliation(
-            "failed_runs",
-            "SELECT count(*) FROM main_jobhostsummary s JOIN main_job j ON j.id = s.job_id WHERE s.failures > 0 AND s.host_id IS NOT NULL AND j.created >= %(start)s AND j.created < %(end)s",
-        ),
+        reconciliation=Reconciliation("failed_runs"),
         plots={"failed_runs": "failed_runs"},
     ),
     RollupSpec(
@@ -109,10 +99,7 @@ SPECS = (
             integer("rescued", "tasks rescued"),
             integer("processed", "hosts processed (the summary's processed count)"),
         ),
-        reconciliation=Reconciliation(
-            "runs",
-            "SELECT count(*) FROM main_jobhostsummary s JOIN main_job j ON j.id = s.job_id WHERE j.created >= %(start)s AND j.created < %(end)s",
-        ),
+        reconciliation=Reconciliation("runs"),
         plots={"runs": "runs", "failed_runs": "runs_failed", "unreachable_runs": "runs_unreachable"},
     ),
     RollupSpec(
@@ -143,10 +130,7 @@ SPECS = (
             real("concurrency_utilization", "peak_concurrent_jobs / tenant_max_concurrent_jobs"),
             real("host_utilization", "distinct_hosts / tenant_max_hosts"),
         ),
-        reconciliation=Reconciliation(
-            "launches",
-            "SELECT count(*) FROM main_job WHERE organization_id IS NOT NULL AND created >= %(start)s AND created < %(end)s",
-        ),
+        reconciliation=Reconciliation("launches"),
         plots={"launches": "launches", "blocked_launches": "quota_blocked_daily_launches"},
     ),
 )

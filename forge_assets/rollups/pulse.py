@@ -1,7 +1,6 @@
 """OpsConductor-Pulse IoT rollups: device telemetry by the hour, fleet alerts by day."""
 
-from forge_assets.assets.rollups.columns import hour, integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -22,10 +21,7 @@ SPECS = (
             real("p95_value", "95th percentile"),
             real("sum_value", "sum of the readings (avg over any hours: sum / samples)"),
         ),
-        reconciliation=Reconciliation(
-            "samples",
-            "SELECT count(*) FROM telemetry t, jsonb_each(t.metrics) m WHERE jsonb_typeof(m.value) = 'number' AND t.time >= %(start)s AND t.time < %(end)s",
-        ),
+        reconciliation=Reconciliation("samples"),
         plots={"samples": "samples"},
     ),
     RollupSpec(
@@ -44,10 +40,7 @@ SPECS = (
             real("max_seconds_to_close", "longest seconds from open to close"),
             real("sum_seconds_to_close", "sum of seconds from open to close (avg over days: sum / closed_alerts)"),
         ),
-        reconciliation=Reconciliation(
-            "alerts",
-            "SELECT count(*) FROM fleet_alert WHERE created_at >= %(start)s AND created_at < %(end)s",
-        ),
+        reconciliation=Reconciliation("alerts"),
         plots={"alerts": "alerts"},
     ),
 )
