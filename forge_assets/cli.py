@@ -1,4 +1,4 @@
-"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, doctor, dev, docs, server)."""
+"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, doctor, lake, dev, docs, server)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from forge_assets.bi import LakeDatabaseError
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
 from forge_assets.conninfo import ConninfoError, describe
 from forge_assets.db import DatabaseUnavailable, server_conninfo, source_connection
@@ -25,7 +26,7 @@ from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import SeedError, seed_sources
 
 _KNOWN_ERRORS = (ConfigError, ConninfoError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
-                 PreflightError, LakePathError)
+                 PreflightError, LakePathError, LakeDatabaseError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
 
@@ -105,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
                                            "on a source's tables (for its owner to run; `migrate` applies them "
                                            "to the stand-ins)")
     g.add_argument("--source", required=True, choices=SOURCES)
+
+    lk = commands.add_parser("lake", help="write a DuckDB file of typed views over the lake (rollups, archives, "
+                                          "history with the live rows, the seed questions as table macros)")
+    lk.add_argument("--output", type=Path, default=None, help="the DuckDB file (default: <lake root>/lake.duckdb)")
+    lk.add_argument("--no-history", action="store_true", help="no history views (do not connect to the sources)")
 
     doc = commands.add_parser("doctor", help="connect as each configured login and say, per source and table, what "
                                               "works and the GRANT that would fix what does not")
@@ -231,6 +237,21 @@ def _server(settings: Settings, args) -> None:
                 print(f"{source}: {exc}")
 
 
+def _lake(settings: Settings, args) -> None:
+    from forge_assets.bi.lakedb import build_lake_database
+    from forge_assets.db import source_conninfo
+
+    live = {} if args.no_history else {source: source_conninfo(settings, source) for source in settings.sources}
+    output = args.output or settings.lake_root / "lake.duckdb"
+    report = build_lake_database(settings.lake_root, output, live)
+    print(f"wrote {report.path}: {len(report.views)} views, {len(report.macros)} question macros "
+          f"({', '.join(report.macros) or 'none'})")
+    for note in report.notes:
+        print(f"  {note}")
+    if report.unread:
+        print(report.unread_line())
+
+
 def _docs(settings: Settings, args) -> None:
     from forge_assets.docs import checks_reference, retention_reference, rollup_reference
     from forge_assets.sql_files import sql_root
@@ -244,7 +265,7 @@ def _docs(settings: Settings, args) -> None:
 
 
 COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,
-            "archive": _archive, "restore": _restore, "grants": _grants, "doctor": _doctor}
+            "archive": _archive, "restore": _restore, "grants": _grants, "doctor": _doctor, "lake": _lake}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -65,8 +65,32 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
     print_check_table(checks)
     print(f"checks done in {time.perf_counter() - started:.1f} s")
 
+    started = _step("lake: the DuckDB file of views (forge-assets lake)")
+    _write_lake_database(settings)
+    print(f"written in {time.perf_counter() - started:.1f} s")
+
     print(f"\nDone in {time.perf_counter() - begun:.0f} s. Parquet lake: {settings.lake_root}")
     print("Open the Dagster UI with `make dev` (the runs above are in its history).")
+
+
+def _write_lake_database(settings: Settings) -> None:
+    """Write <lake>/lake.duckdb with history views, and print the rows every view returns."""
+    import duckdb
+
+    from forge_assets.bi.lakedb import build_lake_database
+    from forge_assets.db import source_conninfo
+
+    report = build_lake_database(settings.lake_root, settings.lake_root / "lake.duckdb",
+                                 {source: source_conninfo(settings, source) for source in settings.sources})
+    with duckdb.connect(str(report.path), read_only=True) as con:
+        for view in report.views:
+            print(f"{view:50s} {con.execute(f'SELECT count(*) FROM {view}').fetchone()[0]:>12,} rows")  # noqa: S608
+    for note in report.notes:
+        print(f"  {note}")
+    if report.unread:
+        print(report.unread_line())
+    print(f"{report.path}: {len(report.views)} views, question macros {', '.join(report.macros)}; "
+          f"open it with `duckdb -readonly {report.path}`")
 
 
 def _holds_data(settings: Settings, source: str) -> bool:

@@ -19,19 +19,43 @@ stored in the files. Timestamps are UTC (`timestamp[us, tz=UTC]`).
 Conventions, the same for every rollup:
 
 - **A day with no source rows** still gets a file, with zero rows and the full schema, so BI readers
-  never meet a missing partition or a schema change.
+  never meet a missing partition. A rollup that gains columns (they are always appended) leaves older days
+  without them: read with `union_by_name` ([bi.md](bi.md)), as the lake's DuckDB file does.
+- **Additive columns**: counts, and sums next to every average (with the population they average over), so
+  totals and averages over any range of days are sums of the daily rows.
 - **Jobs, deployments and queue elements count on the day they were created**, whatever day they finish.
 - **Unfinished work is counted, not timed**: running, pending or waiting rows appear in the status
   counts and are left out of every duration statistic (the `finished_*` column says how many were timed).
-- **Percentiles** are `percentile_cont` (interpolated); `p50 <= p95 <= max` holds for every row.
+- **Percentiles** are `percentile_cont` (interpolated); `p50 <= p95 <= max` holds for every row. They
+  describe their own day (or hour) only: percentiles do not add up. Over a range of days, use the additive
+  columns (counts, exact sums) or a value histogram (`metric_value_counts`), as the questions below do.
 - **Reconciliation**: each rollup names one column whose daily sum equals a direct count in the source
   (`sql/rollups/<rollup>.reconciliation.sql`); the tests (and the data-quality checks) verify it.
 """
 
 
+QUESTIONS_HEADER = """
+## The seeds' questions, over any range of whole days
+
+Each diagnostic or summary query of the sources' own documents that a rollup keeps is a table macro of the
+lake's DuckDB file (`forge-assets lake`, see [bi.md](bi.md)): `SELECT * FROM <macro>(DATE 'first', DATE 'last')`
+returns what the query returns on the source over those whole UTC days, also after their rows were purged
+(`tests/test_bi.py` compares both over five windows, before and after the purge). GoForge, OpsConductor-Pulse
+and OpenOrchestrator document no such query, so none is claimed for them.
+
+| macro | the seed's query | rollups | how exact |
+|---|---|---|---|
+"""
+
+
 def rollup_reference() -> str:
-    """The markdown reference of every rollup: purpose, source tables, reconciliation and columns."""
-    parts = [HEADER]
+    """The markdown reference of every rollup: purpose, source tables, reconciliation and columns; then the
+    seed questions the lake answers."""
+    from forge_assets.bi.questions import QUESTIONS
+
+    parts = [HEADER, QUESTIONS_HEADER]
+    parts.extend(f"| `{q.name}` | {q.seed} | {', '.join(f'`{r}`' for r in q.rollups)} | {q.exact} |\n"
+                 for q in QUESTIONS)
     for spec in ROLLUPS:
         parts.append(f"\n## `{spec.name}` ({spec.source})\n\n{spec.description}\n")
         parts.append(f"\nReads: {', '.join(f'`{t}`' for t in spec.reads)}. SQL: `sql/rollups/{spec.name}.sql`. "

@@ -20,14 +20,14 @@ from forge_assets.seed.load import seed_sources
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
 
 
-def history(settings, tmp_path_factory, sources=SOURCES, days=100, anchor=NOW):
+def history(settings, tmp_path_factory, sources=SOURCES, days=100, anchor=NOW, scale=0.05):
     """Scratch source databases with `days` small days of history up to `anchor` (by default NOW: Forge has 9
     overdue days at 100), and a lake."""
     target = replace(settings, database_prefix=f"{settings.database_prefix}r{uuid.uuid4().hex[:6]}_",
                      lake_root=tmp_path_factory.mktemp("lake"))
     ensure_source_databases(target, sources)
     run_migrations(target, sources)
-    seed_sources(target, SeedPlan(days=days, scale=0.05, seed=3, anchor=anchor), sources)
+    seed_sources(target, SeedPlan(days=days, scale=scale, seed=3, anchor=anchor), sources)
     return target
 
 

@@ -194,3 +194,41 @@ def test_schedule_requests_the_previous_day():
     context = build_schedule_context(scheduled_execution_time=datetime(2026, 3, 15, 0, 30, tzinfo=timezone.utc))
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert [r.partition_key for r in requests] == ["2026-03-14"]
+
+
+AVERAGES = [  # (rollup, sum column, count column, the average over the window, straight from the source)
+    ("job_duration_by_template", "total_job_seconds", "finished_runs",
+     "SELECT avg(elapsed) FROM main_job WHERE finished IS NOT NULL AND created >= %(start)s AND created < %(end)s"),
+    ("deployment_durations", "sum_total_s", "timed_totals",
+     "SELECT avg(extract(epoch FROM finished_at - started_at)) FROM deployments WHERE finished_at IS NOT NULL "
+     "AND created_at >= %(start)s AND created_at < %(end)s"),
+    ("container_metrics_hourly", "cpu_sum", "cpu_samples",
+     "SELECT avg(cpu_percent) FROM container_metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s"),
+    ("app_metrics_hourly", "sum_value", "data_points",
+     "SELECT avg(value) FROM metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s"),
+    ("device_telemetry_hourly", "sum_value", "samples",
+     "SELECT avg(m.value::text::float8) FROM telemetry t, jsonb_each(t.metrics) m "
+     "WHERE jsonb_typeof(m.value) = 'number' AND t.time >= %(start)s AND t.time < %(end)s"),
+    ("fleet_alerts_daily", "sum_seconds_to_close", "closed_alerts",
+     "SELECT avg(extract(epoch FROM closed_at - created_at)) FROM fleet_alert "
+     "WHERE created_at >= %(start)s AND created_at < %(end)s"),
+    ("queue_throughput", "sum_processing_s", "processed_elements",
+     "SELECT avg(extract(epoch FROM end_date - start_date)) FROM \"Queues\" "
+     "WHERE created_date >= (%(start)s AT TIME ZONE 'UTC') AND created_date < (%(end)s AT TIME ZONE 'UTC')"),
+]
+
+
+@pytest.mark.parametrize(("name", "total", "count", "query"), AVERAGES, ids=[a[0] for a in AVERAGES])
+def test_averages_over_several_days_come_from_the_additive_columns(name, total, count, query, seeded, computed,
+                                                                    connect):
+    """Each rollup with averages keeps their sum and population, so an average over any days is sum / count."""
+    plan, _ = seeded
+    days = _days(plan)
+    for first, last in ((days[0], days[-1]), (days[1], days[3]), (days[-2], days[-1])):
+        table = pa.concat_tables(t for d, t in computed[name].items() if first <= d <= last)
+        population = pc.sum(table[count]).as_py()
+        start, end = day_window(first, last)
+        expected = connect(next(s for s in ROLLUPS if s.name == name).source).execute(
+            query, {"start": start, "end": end}).fetchone()[0]
+        assert population > 0 and expected is not None
+        assert float(pc.sum(table[total]).as_py()) / population == pytest.approx(float(expected), rel=1e-9)

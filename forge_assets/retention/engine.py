@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 import pyarrow.parquet as pq
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from forge_assets.days import day_window
 from forge_assets.lake import archive_day_directory
@@ -29,6 +30,7 @@ from forge_assets.pgcopy import copy_rows
 from forge_assets.retention import preflight
 from forge_assets.retention.catalog import TableEntry, slice_filter
 from forge_assets.retention.columns import archive_columns, schema_of, select_list
+from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
 from forge_assets.retention.stream import export_conninfo, export_to_parquet, release_freed_memory, reread
 
 # A partition of at least _SPLIT_BLOCKS blocks (8 kB each) is read by EXPORT_READERS connections at once.
@@ -382,15 +384,18 @@ class _Export:
         self.rows += rows
         relative = str(path.relative_to(self.lake_root))
         _ledger(self.conn, entry, day, self.run_id, relative, rows, exported.bytes, f"{checksum:016x}",
-                [c.name for c in self.columns])
+                [c.name for c in self.columns], schema_of(self.columns))
         return [relative]
 
 
-def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns) -> None:
+def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns, schema=None) -> None:
+    """One ledger row; an archive file's row records its schema and the schema's fingerprint."""
+    fingerprint = schema_fingerprint(schema) if schema is not None else None
+    described = Jsonb(schema_description(schema)) if schema is not None else None
     conn.execute(
         "INSERT INTO forge_retention.archive_ledger (entry, day, run_id, strategy, path, row_count, bytes, "
-        "key_checksum, columns) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (entry.key, day, run_id, entry.strategy, path, rows, size, checksum, columns),
+        "key_checksum, columns, schema_fingerprint, file_schema) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (entry.key, day, run_id, entry.strategy, path, rows, size, checksum, columns, fingerprint, described),
     )
 
 

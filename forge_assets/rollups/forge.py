@@ -1,13 +1,16 @@
 """Forge automation controller rollups: the seed's diagnostic queries, kept as daily history."""
 
-from forge_assets.rollups.spec import Reconciliation, RollupSpec, flag, integer, real, text
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, exact_seconds, flag, integer, real, text
 
 SPECS = (
     RollupSpec(
         name="job_duration_by_template",
         source="forge",
-        description="Jobs per day, organization and job template: runs by status, and avg/p50/p95/max elapsed "
-        "seconds and total job-seconds over finished jobs (the seed's 'Longest jobs by template', kept daily).",
+        description="Jobs per day, organization and job template: runs by status, the exact sum of elapsed seconds "
+        "per finished status, and avg/p50/p95/max elapsed seconds and total job-seconds over all finished jobs. "
+        "The seed's 'Longest jobs (average by template)' over any range of days is sum(elapsed_successful_s) / "
+        "sum(runs_successful) (the lake's `forge_longest_jobs` macro); the avg/p50/p95 columns mix every finished "
+        "status and describe one day only.",
         reads=("main_job", "main_jobtemplate", "main_organization"),
         columns=(
             integer("organization_id", "organization of the job"),
@@ -27,6 +30,10 @@ SPECS = (
             real("p95_elapsed_s", "95th percentile of elapsed seconds"),
             real("max_elapsed_s", "longest elapsed seconds"),
             real("total_job_seconds", "sum of elapsed seconds"),
+            exact_seconds("elapsed_successful_s", "sum of elapsed seconds of the successful jobs (exact)"),
+            exact_seconds("elapsed_failed_s", "sum of elapsed seconds of the failed jobs (exact)"),
+            exact_seconds("elapsed_error_s", "sum of elapsed seconds of the jobs in error (exact)"),
+            exact_seconds("elapsed_canceled_s", "sum of elapsed seconds of the canceled jobs (exact)"),
         ),
         reconciliation=Reconciliation("runs"),
         plots={"runs": "runs", "failed_runs": "runs_failed", "job_seconds": "total_job_seconds"},
@@ -66,6 +73,34 @@ SPECS = (
         ),
         reconciliation=Reconciliation("failed_runs"),
         plots={"failed_runs": "failed_runs"},
+    ),
+    RollupSpec(
+        name="template_host_outcomes",
+        source="forge",
+        description="Per day (of the job's creation), job template and host: job runs and the sums of the job host "
+        "summaries' task outcomes (ok, changed, failures, unreachable, skipped, ...), so per-template pass/fail/"
+        "unreachable reports survive the purge of jobs and summaries. Every column is additive over days.",
+        reads=("main_jobhostsummary", "main_job", "main_jobtemplate"),
+        columns=(
+            integer("job_template_id", "job template (NULL for jobs without one)"),
+            text("job_template_name", "job template name"),
+            integer("host_id", "host (NULL once the host was deleted)"),
+            text("host_name", "host name as the summary recorded it"),
+            integer("runs", "job runs on the host (job host summaries)"),
+            integer("runs_ok", "runs without failed or unreachable tasks"),
+            integer("runs_failed", "runs with at least one failed task"),
+            integer("runs_unreachable", "runs where the host was unreachable"),
+            integer("ok", "tasks ok"),
+            integer("changed", "tasks changed"),
+            integer("failures", "tasks failed"),
+            integer("unreachable", "tasks unreachable (dark)"),
+            integer("skipped", "tasks skipped"),
+            integer("ignored", "failed tasks ignored"),
+            integer("rescued", "tasks rescued"),
+            integer("processed", "hosts processed (the summary's processed count)"),
+        ),
+        reconciliation=Reconciliation("runs"),
+        plots={"runs": "runs", "failed_runs": "runs_failed", "unreachable_runs": "runs_unreachable"},
     ),
     RollupSpec(
         name="tenant_usage",

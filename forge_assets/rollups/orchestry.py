@@ -1,6 +1,6 @@
 """Orchestry autoscaler rollups: its metrics-window statistics and hourly event compression, kept."""
 
-from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, text
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, real4, text
 
 SPECS = (
     RollupSpec(
@@ -20,9 +20,27 @@ SPECS = (
             real("p50_value", "median"),
             real("p95_value", "95th percentile"),
             integer("data_points", "samples in the hour"),
+            real("sum_value", "sum of the values (avg over any hours: sum / data_points)"),
         ),
         reconciliation=Reconciliation("data_points"),
         plots={"data_points": "data_points"},
+    ),
+    RollupSpec(
+        name="metric_value_counts",
+        source="orchestry",
+        description="Samples per day, application, metric type, aggregation level and value: the multiset of "
+        "values, from which Orchestry's get_app_metrics_window statistics (avg/min/max/p50/p95/data points) over "
+        "any range of whole days are computed exactly (percentiles do not add up across days or hours).",
+        reads=("metrics",),
+        columns=(
+            text("app_name", "application"),
+            text("metric_type", "cpu_percent, memory_percent, rps, latency_p95, ..."),
+            text("aggregation_level", "instance, app or system"),
+            real4("value", "the metric value (REAL, as stored)"),
+            integer("samples", "samples with this value on the day"),
+        ),
+        reconciliation=Reconciliation("samples"),
+        plots={"samples": "samples"},
     ),
     RollupSpec(
         name="app_events_hourly",

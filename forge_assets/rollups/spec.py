@@ -51,6 +51,16 @@ def hour(description: str = "start of the UTC hour") -> Column:
     return Column("hour", UTC_TS, description)
 
 
+def exact_seconds(name: str, description: str) -> Column:
+    """A sum of PostgreSQL numeric(12,3) seconds, kept exact (sums over any range of days stay exact)."""
+    return Column(name, pa.decimal128(18, 3), description)
+
+
+def real4(name: str, description: str) -> Column:
+    """A PostgreSQL real, kept as the same 32-bit float."""
+    return Column(name, pa.float32(), description)
+
+
 @dataclass(frozen=True)
 class Reconciliation:
     """How a rollup's total is checked against its source: the sum of `column` over a day equals what the

@@ -10,7 +10,8 @@ SELECT (date_trunc('hour', m.timestamp AT TIME ZONE 'UTC'))::date               
        max(m.value)::float8                                                      AS max_value,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value)                      AS p50_value,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY m.value)                     AS p95_value,
-       count(*)                                                                  AS data_points
+       count(*)                                                                  AS data_points,
+       sum(m.value::float8)                                                      AS sum_value
 FROM metrics m
 WHERE m.timestamp >= %(start)s AND m.timestamp < %(end)s
 GROUP BY 1, 2, 3, 4, 5

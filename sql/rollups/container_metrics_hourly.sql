@@ -36,7 +36,11 @@ SELECT (date_trunc('hour', d.timestamp AT TIME ZONE 'UTC'))::date               
        sum(d.d_rx)::bigint                                                          AS network_rx_bytes,
        sum(d.d_tx)::bigint                                                          AS network_tx_bytes,
        sum(d.d_read)::bigint                                                        AS block_read_bytes,
-       sum(d.d_write)::bigint                                                       AS block_write_bytes
+       sum(d.d_write)::bigint                                                       AS block_write_bytes,
+       count(d.cpu_percent)                                                         AS cpu_samples,
+       coalesce(sum(d.cpu_percent::float8), 0)                                   AS cpu_sum,
+       count(d.memory_percent)                                                      AS memory_samples,
+       coalesce(sum(d.memory_percent::float8), 0)                                   AS memory_sum
 FROM deltas d
 LEFT JOIN containers c ON c.id = d.container_id
 LEFT JOIN deployments dep ON dep.id = c.deployment_id

@@ -1,6 +1,6 @@
 -- Deployments per UTC day (of creation), project and environment: counts by status, and duration
 -- statistics over finished deployments. Build time runs from started_at to the last `build` log line;
--- deploy time from there to finished_at.
+-- deploy time from there to finished_at. The counts and sums of the timed ones make averages additive over days.
 WITH window_deployments AS (
     SELECT d.id, d.environment_id, d.status, d.created_at, d.started_at, d.finished_at
     FROM deployments d
@@ -44,7 +44,12 @@ SELECT (t.created_at AT TIME ZONE 'UTC')::date                                  
        max(t.deploy_s)                                                             AS max_deploy_s,
        avg(t.total_s)                                                              AS avg_total_s,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY t.total_s)                     AS p95_total_s,
-       max(t.total_s)                                                              AS max_total_s
+       max(t.total_s)                                                              AS max_total_s,
+       count(t.build_s)                                                            AS timed_builds,
+       coalesce(sum(t.build_s), 0)                                                 AS sum_build_s,
+       coalesce(sum(t.deploy_s), 0)                                                AS sum_deploy_s,
+       count(t.total_s)                                                            AS timed_totals,
+       coalesce(sum(t.total_s), 0)                                                 AS sum_total_s
 FROM timed t
 LEFT JOIN environments e ON e.id = t.environment_id
 LEFT JOIN projects p ON p.id = e.project_id

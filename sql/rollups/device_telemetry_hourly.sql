@@ -19,7 +19,8 @@ SELECT hour_utc::date                                    AS day,
        avg(value)                                        AS avg_value,
        min(value)                                        AS min_value,
        max(value)                                        AS max_value,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY value) AS p95_value
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY value) AS p95_value,
+       sum(value)                                        AS sum_value
 FROM readings
 GROUP BY hour_utc, tenant_id, device_id, metric
 ORDER BY hour_utc, tenant_id, device_id, metric

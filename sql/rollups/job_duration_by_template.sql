@@ -1,5 +1,6 @@
 -- Jobs per UTC day (of creation), organization and job template: runs by status and elapsed-time
--- statistics over finished jobs (running, pending and waiting jobs are counted, not timed).
+-- statistics over finished jobs (running, pending and waiting jobs are counted, not timed). The exact sums
+-- of elapsed seconds per finished status make the seed's average of successful jobs additive over days.
 SELECT (j.created AT TIME ZONE 'UTC')::date                                          AS day,
        j.organization_id,
        o.name                                                                        AS organization_name,
@@ -20,7 +21,11 @@ SELECT (j.created AT TIME ZONE 'UTC')::date                                     
        percentile_cont(0.95) WITHIN GROUP (ORDER BY j.elapsed)
            FILTER (WHERE j.finished IS NOT NULL)                                     AS p95_elapsed_s,
        max(j.elapsed) FILTER (WHERE j.finished IS NOT NULL)::float8                  AS max_elapsed_s,
-       coalesce(sum(j.elapsed) FILTER (WHERE j.finished IS NOT NULL), 0)::float8     AS total_job_seconds
+       coalesce(sum(j.elapsed) FILTER (WHERE j.finished IS NOT NULL), 0)::float8     AS total_job_seconds,
+       coalesce(sum(j.elapsed) FILTER (WHERE j.status = 'successful'), 0)::numeric(18, 3) AS elapsed_successful_s,
+       coalesce(sum(j.elapsed) FILTER (WHERE j.status = 'failed'), 0)::numeric(18, 3)     AS elapsed_failed_s,
+       coalesce(sum(j.elapsed) FILTER (WHERE j.status = 'error'), 0)::numeric(18, 3)      AS elapsed_error_s,
+       coalesce(sum(j.elapsed) FILTER (WHERE j.status = 'canceled'), 0)::numeric(18, 3)   AS elapsed_canceled_s
 FROM main_job j
 LEFT JOIN main_jobtemplate jt ON jt.id = j.job_template_id
 LEFT JOIN main_organization o ON o.id = j.organization_id

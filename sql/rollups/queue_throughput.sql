@@ -10,7 +10,11 @@ SELECT q.created_date::date                                                     
        count(*) FILTER (WHERE q.status = 'ABANDONED')                            AS abandoned,
        avg(extract(epoch FROM q.end_date - q.start_date))::float8                AS avg_processing_s,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM q.end_date - q.start_date)) AS p95_processing_s,
-       avg(extract(epoch FROM q.start_date - q.created_date))::float8            AS avg_wait_s
+       avg(extract(epoch FROM q.start_date - q.created_date))::float8            AS avg_wait_s,
+       count(q.end_date - q.start_date)                                          AS processed_elements,
+       coalesce(sum(extract(epoch FROM q.end_date - q.start_date)), 0)::float8   AS sum_processing_s,
+       count(q.start_date)                                                       AS started_elements,
+       coalesce(sum(extract(epoch FROM q.start_date - q.created_date)), 0)::float8 AS sum_wait_s
 FROM "Queues" q
 WHERE q.created_date >= (%(start)s AT TIME ZONE 'UTC') AND q.created_date < (%(end)s AT TIME ZONE 'UTC')
 GROUP BY 1, 2
