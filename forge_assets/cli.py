@@ -12,7 +12,14 @@ from pathlib import Path
 
 from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
-from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
+from forge_assets.db import (
+    DatabaseUnavailable,
+    describe,
+    ensure_source_databases,
+    redact,
+    server_conninfo,
+    source_connection,
+)
 from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
 from forge_assets.resources.embedded import stop_embedded_server
@@ -193,7 +200,27 @@ def _archive(settings: Settings, args) -> int:
     reports = archive_source(settings, args.source, datetime.now(timezone.utc), args.table, args.day, args.until,
                              args.dry_run, args.wait)
     print_archive_reports(reports, args.dry_run)
+    if not args.dry_run:
+        report_to_dagster(settings, reports, "cli")
     return 1 if any(r.deferred for r in reports) and args.table else 0
+
+
+def report_to_dagster(settings: Settings, reports: list[EntryReport], via: str) -> None:
+    """Show what the engine archived on the archive assets' partitions (runless materializations) when a
+    Dagster instance is configured. A failure to report loses nothing: the retention sensor reconciles the
+    ledger into Dagster on its next tick."""
+    from forge_assets.assets.ledger import configured_instance, report_archived
+
+    try:
+        with configured_instance(settings) as instance:
+            if instance is None:
+                return
+            days = sum(report_archived(instance, r.entry, r.results, via) for r in reports)
+    except Exception as exc:  # reporting is best effort; the ledger stays the truth
+        print(f"forge-assets: warning: not reported to Dagster ({redact(str(exc)).splitlines()[0][:300]}); "
+              "the retention sensor reconciles the ledger on its next tick", file=sys.stderr)
+        return
+    print(f"reported {days} archived days to Dagster")
 
 
 def _restore(settings: Settings, args) -> None:
@@ -201,6 +228,18 @@ def _restore(settings: Settings, args) -> None:
     with source_connection(settings, args.source) as conn:
         inserted = restore_day(conn, entry, args.day, settings.lake_root)
     print(f"{entry.key} {args.day}: {inserted:,} rows restored (rows already present were skipped)")
+    from forge_assets.assets.ledger import configured_instance, report_observation
+    from forge_assets.operations import load_operations
+
+    try:
+        with configured_instance(settings) as instance:
+            if instance is not None:
+                report_observation(instance, entry, args.day, {
+                    "restored_rows": inserted, "via": "cli", "day": args.day.isoformat(),
+                    "hold_days": load_operations().restore_hold_days})
+    except Exception as exc:  # reporting is best effort
+        print(f"forge-assets: warning: restore not reported to Dagster ({redact(str(exc)).splitlines()[0][:300]})",
+              file=sys.stderr)
 
 
 def _demo(settings: Settings, args) -> None:

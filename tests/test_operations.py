@@ -98,7 +98,7 @@ def test_production_instance_matches_local_limits(tmp_path):
 
     production = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     local = instance_config()
-    for section in ("run_coordinator", "concurrency", "run_retries"):
+    for section in ("run_coordinator", "concurrency", "run_retries", "retention", "run_monitoring"):
         assert production[section] == local[section], section
     (tmp_path / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     config, _ = dagster_instance_config(str(tmp_path))

@@ -5,6 +5,7 @@ own transaction with its own ledger rows and becomes its own materialized partit
 The first partition also archives the overdue days older than it (there are no partitions for them).
 """
 
+import warnings
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from dagster import (
     AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
+    BetaWarning,
     Failure,
     MaterializeResult,
     asset,
@@ -114,4 +116,6 @@ def _combined(day: date, results: list[DayResult]) -> DayResult:
                      seconds=sum(r.seconds for r in results))
 
 
-ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in CATALOG]
+with warnings.catch_warnings():  # backfill_policy is a beta parameter
+    warnings.simplefilter("ignore", BetaWarning)
+    ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in CATALOG]

@@ -287,11 +287,10 @@ def run_outcomes(instance, cursor: Mapping) -> dict[str, str]:
     keys = sorted({r["key"] for part in ("days", "rollups") for r in cursor.get(part, {}).values()})
     outcomes: dict[str, str] = {}
     for i in range(0, len(keys), 200):
-        for run in instance.get_runs(RunsFilter(tags={"dagster/run_key": keys[i:i + 200]})):
-            if run.is_success:
-                outcomes[run.tags["dagster/run_key"]] = "success"
-            elif run.is_finished:
-                outcomes[run.tags["dagster/run_key"]] = "failure"
+        for run in instance.get_runs(RunsFilter(tags={"dagster/run_key": keys[i:i + 200]})):  # newest first
+            key = run.tags["dagster/run_key"]
+            if key not in outcomes and run.is_finished:  # an automatic retry's outcome wins over its original's
+                outcomes[key] = "success" if run.is_success else "failure"
     return outcomes
 
 
