@@ -55,10 +55,11 @@ def day_metadata(result: DayResult, via: str) -> dict:
 
 
 def report_archived(instance: DagsterInstance, entry: TableEntry, results: Iterable[DayResult], via: str) -> int:
-    """Runless materializations for the days the engine archived (a skipped day reports nothing)."""
+    """Runless materializations for the days the engine archived rows of (a skipped or empty day reports
+    nothing)."""
     reported = 0
     for result in results:
-        if result.skipped or result.dry_run:
+        if result.skipped or result.dry_run or not (result.rows or result.partitions_dropped):
             continue
         instance.report_runless_asset_event(AssetMaterialization(
             asset_key=archive_key(entry), partition=partition_of(result.day), metadata=day_metadata(result, via)))
