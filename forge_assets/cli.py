@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import time
 from datetime import date, datetime, timezone
@@ -256,6 +257,11 @@ def _dev(settings: Settings, args) -> None:
     env = dagster_environment(settings)
     print(f"Dagster home: {env['DAGSTER_HOME']}")
     dagster = str(Path(sys.executable).with_name("dagster"))
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and `dagster dev`
+    # maps SIGTERM to SIGINT's handler: both would be ignored and only SIGKILL would stop it. Default
+    # dispositions survive exec, so Python installs its KeyboardInterrupt handler and a stop is clean.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.execvpe(dagster, [dagster, "dev", "-m", "forge_assets.definitions", *args.dagster_args], env)
 
 
