@@ -126,7 +126,7 @@ def method_adbc(days: list[date]) -> dict:
 
 
 def method_export(days: list[date]) -> dict:
-    from forge_assets.catalog import entries
+    from forge_assets.retention.catalog import entries
     from forge_assets.retention.columns import archive_columns, schema_of, select_list
     from forge_assets.retention.stream import export_conninfo, export_to_parquet
 
@@ -143,7 +143,7 @@ def method_export(days: list[date]) -> dict:
 
 
 def method_archive(days: list[date]) -> dict:
-    from forge_assets.catalog import entries
+    from forge_assets.retention.catalog import entries
     from forge_assets.retention.engine import archive_day
 
     entry = entries("forge", "main_jobevent")[0]
@@ -155,7 +155,7 @@ def method_archive(days: list[date]) -> dict:
 
 
 def method_restore(days: list[date]) -> dict:
-    from forge_assets.catalog import entries
+    from forge_assets.retention.catalog import entries
     from forge_assets.retention.engine import restore_day
 
     entry = entries("forge", "main_jobevent")[0]

@@ -29,7 +29,7 @@ CLI = str(Path(sys.executable).with_name("forge-assets"))
 def _backlog(env: dict) -> tuple[int, int]:
     """(table-days, rows) overdue now over every catalog table, in a child process with the bench's env."""
     code = ("import json; from datetime import datetime, timezone\n"
-            "from forge_assets.catalog import CATALOG\nfrom forge_assets.config import load_settings\n"
+            "from forge_assets.retention.catalog import CATALOG\nfrom forge_assets.config import load_settings\n"
             "from forge_assets.db import source_connection\nfrom forge_assets.retention.history import backlog\n"
             "s = load_settings(); now = datetime.now(timezone.utc); days = rows = 0\n"
             "for e in CATALOG:\n    with source_connection(s, e.source) as c:\n        b = backlog(c, e, now)\n"

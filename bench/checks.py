@@ -53,7 +53,7 @@ def child(method: str, day: date) -> dict:
     imported = 0.0
     if method == "gx":
         started = time.perf_counter()
-        from forge_assets.quality.gx import _import_gx
+        from forge_assets.quality.gx_evaluator import _import_gx
 
         _import_gx()
         imported = time.perf_counter() - started

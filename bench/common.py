@@ -16,8 +16,8 @@ from pathlib import Path
 from forge_assets.config import SOURCES, Settings, load_settings
 from forge_assets.days import day_window
 from forge_assets.db import source_connection
-from forge_assets.seed import seed_sources, table_counts
 from forge_assets.seed.common import SeedPlan
+from forge_assets.seed.load import seed_sources, table_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,7 +65,7 @@ def write_results(name: str, payload: dict, markdown: str) -> Path:
 
 def prepare(scale: float) -> tuple[date, dict[str, int]]:
     """Seed two days at `scale` into the bench databases (once) and return the complete day."""
-    from forge_assets.cli import run_migrations
+    from forge_assets.migrate import run_migrations
 
     settings = bench_settings()
     anchor = datetime.now(timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)

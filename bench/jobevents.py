@@ -68,7 +68,7 @@ def days_of(count: int) -> list[date]:
 
 def build(rows: int, days: int) -> None:
     """Create the template for `rows` over `days` (unless it already has that shape) and reset every day."""
-    from forge_assets.cli import run_migrations
+    from forge_assets.migrate import run_migrations
 
     settings = events_settings()
     ensure_source_databases(settings, ("forge",))

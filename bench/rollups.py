@@ -18,10 +18,10 @@ from datetime import date
 import pandas as pd
 
 from bench.common import bench_settings, median_of, peak_rss_mb, prepare, run_child, write_results
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.assets.rollups.spec import compute_rollup
 from forge_assets.days import day_window
 from forge_assets.db import source_connection
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.rollups.spec import compute_rollup
 
 SPECS = {spec.name: spec for spec in ROLLUPS}
 

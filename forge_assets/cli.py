@@ -1,4 +1,4 @@
-"""forge-assets: the command line (migrate, seed, demo, dev, server)."""
+"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, doctor, dev, docs, server)."""
 
 from __future__ import annotations
 
@@ -11,27 +11,21 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
-from forge_assets.db import (
-    DatabaseUnavailable,
-    describe,
-    ensure_source_databases,
-    redact,
-    server_conninfo,
-    source_connection,
-)
+from forge_assets.conninfo import ConninfoError, describe
+from forge_assets.db import DatabaseUnavailable, server_conninfo, source_connection
+from forge_assets.embedded import stop_embedded_server
 from forge_assets.lake import LakePathError
-from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
-from forge_assets.resources.embedded import stop_embedded_server
+from forge_assets.migrate import OWN_SCHEMA, MigrationError, run_migrations
+from forge_assets.retention.backlog import archive_source, print_archive_reports
+from forge_assets.retention.catalog import CatalogError, entries
 from forge_assets.retention.engine import RetentionError, restore_day
-from forge_assets.retention.preflight import PreflightError
-from forge_assets.retention.runner import EntryReport, archive_source
-from forge_assets.roles import apply_grants, grant_statements
-from forge_assets.seed import SeedError, seed_sources
+from forge_assets.retention.preflight import PreflightError, check_restore
+from forge_assets.roles import grant_statements, ownership_note
 from forge_assets.seed.common import SeedPlan
+from forge_assets.seed.load import SeedError, seed_sources
 
-_KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
+_KNOWN_ERRORS = (ConfigError, ConninfoError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
                  PreflightError, LakePathError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
@@ -113,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
                                            "to the stand-ins)")
     g.add_argument("--source", required=True, choices=SOURCES)
 
+    doc = commands.add_parser("doctor", help="connect as each configured login and say, per source and table, what "
+                                              "works and the GRANT that would fix what does not")
+    doc.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")
+
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon); other arguments go to `dagster dev`")
     commands.add_parser("docs", help="regenerate docs/rollups.md, docs/retention.md and docs/checks.md from the code")
 
@@ -145,28 +143,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def run_migrations(settings: Settings, sources: tuple[str, ...], own_only: bool = False) -> None:
-    """Create missing default databases, then apply pending migrations to each source; print what ran."""
-    created = ensure_source_databases(settings, sources)
-    for name in created:
-        print(f"created database {name}")
-    for source in sources:
-        schemas = [OWN_SCHEMA] if own_only else [source, OWN_SCHEMA]
-        with source_connection(settings, source, autocommit=True) as conn:
-            applied = migrate(conn, schemas)
-            if not own_only:  # the stand-ins are ours; a real source's owner runs `forge-assets grants`
-                apply_grants(conn, source)
-        print(f"{source}: " + (", ".join(m.label for m in applied) if applied else "up to date"))
-
-
 def _grants(settings: Settings, args) -> None:
     with source_connection(settings, args.source) as conn:
-        for statement in grant_statements(conn, args.source):
-            print(f"{statement.as_string(conn)};")
+        statements = [f"{statement.as_string(conn)};" for statement in grant_statements(conn, args.source)]
+    print(f"-- forge-assets grants --source {args.source}: run as the tables' owner, in one transaction.")
+    print("-- Logins: CREATE ROLE <name> LOGIN PASSWORD '...' IN ROLE forge_reader (FORGE_<SOURCE>_URL),")
+    print("-- forge_retention (FORGE_<SOURCE>_RETENTION_URL), forge_owner (FORGE_<SOURCE>_OWNER_URL).")
+    print("\n".join(["BEGIN;", *statements, *ownership_note(args.source), "COMMIT;"]))
 
 
 def _migrate(settings: Settings, args) -> None:
-    run_migrations(settings, tuple(args.source or SOURCES), args.own_only)
+    run_migrations(settings, tuple(args.source or settings.sources), args.own_only)
 
 
 def _plan(args) -> SeedPlan:
@@ -178,23 +165,10 @@ def _seed(settings: Settings, args) -> None:
     plan = _plan(args)
     print(f"seeding {plan.days} days up to {plan.anchor.isoformat()} (scale {plan.scale}, seed {plan.seed}"
           f"{', dirty' if plan.dirty else ''})")
-    for report in seed_sources(settings, plan, tuple(args.source or SOURCES), reset=args.reset):
+    for report in seed_sources(settings, plan, tuple(args.source or settings.sources), reset=args.reset):
         print(f"\n{report.source}: {sum(report.counts.values()):,} rows in {report.seconds:.1f} s")
         for table, count in report.counts.items():
             print(f"  {table:40s} {count:>12,}")
-
-
-def print_archive_reports(reports: list[EntryReport], dry_run: bool = False) -> None:
-    """One line per entry: days, rows, bytes (in PostgreSQL for a dry run), files, and deferred days."""
-    verb = "would move" if dry_run else "moved"
-    for report in reports:
-        days = sum(1 for r in report.results if r.rows)
-        line = f"{report.entry.key:45s} {verb} {report.rows:>10,} rows {report.bytes:>13,} bytes in {days:>3} days"
-        if not dry_run:
-            line += f", {report.files} files"
-        print(line)
-        for reason in report.deferred:
-            print(f"    deferred: {reason}")
 
 
 def _archive(settings: Settings, args) -> int:
@@ -202,45 +176,21 @@ def _archive(settings: Settings, args) -> int:
                              args.dry_run, args.wait)
     print_archive_reports(reports, args.dry_run)
     if not args.dry_run:
+        from forge_assets.assets.ledger import report_to_dagster
+
         report_to_dagster(settings, reports, "cli")
     return 1 if any(r.deferred for r in reports) and args.table else 0
 
 
-def report_to_dagster(settings: Settings, reports: list[EntryReport], via: str) -> None:
-    """Show what the engine archived on the archive assets' partitions (runless materializations) when a
-    Dagster instance is configured. A failure to report loses nothing: the retention sensor reconciles the
-    ledger into Dagster on its next tick."""
-    from forge_assets.assets.ledger import configured_instance, report_archived
-
-    try:
-        with configured_instance(settings) as instance:
-            if instance is None:
-                return
-            days = sum(report_archived(instance, r.entry, r.results, via) for r in reports)
-    except Exception as exc:  # reporting is best effort; the ledger stays the truth
-        print(f"forge-assets: warning: not reported to Dagster ({redact(str(exc)).splitlines()[0][:300]}); "
-              "the retention sensor reconciles the ledger on its next tick", file=sys.stderr)
-        return
-    print(f"reported {days} archived days to Dagster")
-
-
 def _restore(settings: Settings, args) -> None:
     (entry,) = entries(args.source, args.table)[:1]
-    with source_connection(settings, args.source) as conn:
+    with source_connection(settings, args.source, "owner") as conn:
+        check_restore(conn, entry)
         inserted = restore_day(conn, entry, args.day, settings.lake_root)
     print(f"{entry.key} {args.day}: {inserted:,} rows restored (rows already present were skipped)")
-    from forge_assets.assets.ledger import configured_instance, report_observation
-    from forge_assets.operations import load_operations
+    from forge_assets.assets.ledger import report_restore
 
-    try:
-        with configured_instance(settings) as instance:
-            if instance is not None:
-                report_observation(instance, entry, args.day, {
-                    "restored_rows": inserted, "via": "cli", "day": args.day.isoformat(),
-                    "hold_days": load_operations().restore_hold_days})
-    except Exception as exc:  # reporting is best effort
-        print(f"forge-assets: warning: restore not reported to Dagster ({redact(str(exc)).splitlines()[0][:300]})",
-              file=sys.stderr)
+    report_restore(settings, entry, args.day, inserted)
 
 
 def _demo(settings: Settings, args) -> None:
@@ -253,7 +203,7 @@ def _dev(settings: Settings, args) -> None:
     from forge_assets.instance import dagster_environment
 
     if settings.embedded:  # start it once, before the webserver and daemon both try; its stand-ins migrated
-        run_migrations(settings, tuple(s for s in SOURCES if s not in settings.source_urls))
+        run_migrations(settings, tuple(s for s in settings.sources if not settings.has_own_database(s)))
     env = dagster_environment(settings)
     print(f"Dagster home: {env['DAGSTER_HOME']}")
     dagster = str(Path(sys.executable).with_name("dagster"))
@@ -265,6 +215,17 @@ def _dev(settings: Settings, args) -> None:
     os.execvpe(dagster, [dagster, "dev", "-m", "forge_assets.definitions", *args.dagster_args], env)
 
 
+def _doctor(settings: Settings, args) -> int:
+    from forge_assets.doctor import diagnose
+
+    findings = [f for source in (args.source or settings.sources) for f in diagnose(settings, source)]
+    for finding in findings:
+        print(finding.line())
+    missing = sum(not f.ok for f in findings)
+    print(f"{len(findings)} checks: {len(findings) - missing} ok, {missing} missing")
+    return 1 if missing else 0
+
+
 def _server(settings: Settings, args) -> None:
     if not settings.embedded and args.action != "status":
         raise ConfigError("FORGE_PG_URL (or every FORGE_<SOURCE>_URL) is set: there is no embedded server to manage")
@@ -273,7 +234,7 @@ def _server(settings: Settings, args) -> None:
     elif args.action == "stop":
         print("stopped" if stop_embedded_server(settings.pgdata) else "not running")
     else:
-        for source in SOURCES:
+        for source in settings.sources:
             started = time.perf_counter()
             try:
                 with source_connection(settings, source) as conn:
@@ -296,7 +257,7 @@ def _docs(settings: Settings, args) -> None:
 
 
 COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,
-            "archive": _archive, "restore": _restore, "grants": _grants}
+            "archive": _archive, "restore": _restore, "grants": _grants, "doctor": _doctor}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,78 +2,58 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from urllib.parse import urlsplit
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from forge_assets.config import SOURCES, ConfigError, Settings, check_source
-from forge_assets.resources.embedded import ensure_embedded_server
-
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]*(?P<tail>@)", re.IGNORECASE)
-_PASSWORD_IN_KV = re.compile(r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+from forge_assets.config import ROLES, SOURCES, Settings, check_source, database_name, login_variable, pgdata_directory
+from forge_assets.conninfo import describe, normalized, redact
+from forge_assets.embedded import ensure_embedded_server
 
 
 class DatabaseUnavailable(RuntimeError):
     """A source database cannot be reached; the message names it without its password."""
 
 
-def redact(text: str) -> str:
-    """Remove passwords from connection URLs and key=value conninfo strings inside `text`."""
-    text = _PASSWORD_IN_URL.sub(r"\g<head>***\g<tail>", text)
-    return _PASSWORD_IN_KV.sub(r"\g<head>***", text)
-
-
-def describe(conninfo: str) -> str:
-    """A short, password-free description of a conninfo: user@host/dbname."""
-    params = parse_conninfo(conninfo)
-    host = params.get("host") or "localhost"
-    port = f":{params['port']}" if params.get("port") else ""
-    return f"{params.get('user', '')}@{host}{port}/{params.get('dbname', '')}"
-
-
-def parse_conninfo(conninfo: str) -> dict:
-    """The parameters of a URL or key=value conninfo. libpq quotes the offending text, password included,
-    in its parse errors: the ConfigError raised instead never does."""
-    try:
-        return conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError as exc:
-        password = urlsplit(conninfo).password if "://" in conninfo and "[" not in conninfo else None
-        reason = " ".join(str(exc).split()).replace(conninfo, "<the URL>")
-        reason = redact(reason.replace(password, "***") if password else reason)
-        raise ConfigError(f"malformed PostgreSQL connection string ({describe_unparsed(conninfo)}): {reason}") from None
-
-
-def describe_unparsed(conninfo: str) -> str:
-    """What can safely be said about a conninfo that libpq cannot parse: its scheme and host part."""
-    if "://" not in conninfo:
-        return "key=value text"
-    scheme, _, rest = conninfo.partition("://")
-    return f"{scheme}://…@{rest.rpartition('@')[2].split('/')[0].split('?')[0]}/…"
-
-
-def normalized(conninfo: str, **overrides: str) -> str:
-    """A URL or key=value conninfo as key=value text, with `overrides` applied."""
-    return make_conninfo("", **{**parse_conninfo(conninfo), **overrides})
-
-
 def server_conninfo(settings: Settings) -> str:
     """The shared server: FORGE_PG_URL, or the embedded server (started when needed)."""
-    if settings.server_url is not None:
-        return normalized(settings.server_url)
-    return normalized(ensure_embedded_server(settings.pgdata))
+    return _server(settings.server_url, settings.pgdata)
 
 
-def source_conninfo(settings: Settings, source: str) -> str:
-    """Connection string of one source's database: FORGE_<SOURCE>_URL, else its database on the shared server."""
+def source_conninfo(settings: Settings, source: str, role: str = "reader") -> str:
+    """Connection string of one source's login for `role` (see `resolve_source_conninfo`)."""
+    logins = {r: settings.login_url(source, r) for r in ROLES}
+    return resolve_source_conninfo(source, role, logins, settings.server_url, settings.home, settings.database_prefix)
+
+
+def resolve_source_conninfo(source: str, role: str, logins: Mapping[str, str | None], server_url: str | None,
+                            home: Path, database_prefix: str) -> str:
+    """The role's own login (FORGE_<SOURCE>_RETENTION_URL, ..._OWNER_URL); else the source's reader login
+    (FORGE_<SOURCE>_URL: one login in every role, e.g. an owner's); else any login the source has; else its
+    database on the shared server.
+    The Dagster resource calls it with its EnvVar-backed fields, everything else through `source_conninfo`."""
     check_source(source)
-    if source in settings.source_urls:
-        return normalized(settings.source_urls[source])
-    return normalized(server_conninfo(settings), dbname=settings.database_name(source))
+    url = logins.get(role) or logins.get("reader") or next((u for u in logins.values() if u), None)
+    if url:
+        return normalized(url)
+    return normalized(_server(server_url, pgdata_directory(home)), dbname=database_name(database_prefix, source))
+
+
+def missing_login_note(settings: Settings, source: str, role: str) -> str:
+    """Why `role` runs as another login, for error messages ('' when it has its own or shares the server's)."""
+    if role == "reader" or settings.login_url(source, role) or not settings.login_url(source, "reader"):
+        return ""
+    return (f" ({login_variable(source, role)} is unset, so the {role} work ran as the reader login "
+            f"{login_variable(source, 'reader')}; set it to a login with the {role} role)")
+
+
+def _server(server_url: str | None, pgdata: Path) -> str:
+    if server_url is not None:
+        return normalized(server_url)
+    return normalized(ensure_embedded_server(pgdata))
 
 
 def connect(conninfo: str, **kwargs) -> psycopg.Connection:
@@ -90,7 +70,7 @@ def ensure_source_databases(settings: Settings, sources: tuple[str, ...] = SOURC
 
     Sources with their own FORGE_<SOURCE>_URL are left alone: their database is someone else's to create.
     """
-    wanted = [settings.database_name(s) for s in sources if s not in settings.source_urls]
+    wanted = [settings.database_name(s) for s in sources if not settings.has_own_database(s)]
     if not wanted:
         return []
     created = []
@@ -107,12 +87,12 @@ def drop_source_databases(settings: Settings) -> None:
     """Drop the default databases of every source on the shared server (tests and `clean` only)."""
     with connect(server_conninfo(settings), autocommit=True) as conn:
         for source in SOURCES:
-            if source not in settings.source_urls:
+            if not settings.has_own_database(source):
                 name = sql.Identifier(settings.database_name(source))
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
-def lost(exc: BaseException, conn: psycopg.Connection, conninfo: str) -> DatabaseUnavailable | None:
+def connection_lost(exc: BaseException, conn: psycopg.Connection, conninfo: str) -> DatabaseUnavailable | None:
     """DatabaseUnavailable for an error that broke the connection (server restarted or gone), else None.
 
     The server rolled back whatever the connection had not committed.
@@ -125,14 +105,15 @@ def lost(exc: BaseException, conn: psycopg.Connection, conninfo: str) -> Databas
 
 
 @contextmanager
-def source_connection(settings: Settings, source: str, **kwargs) -> Iterator[psycopg.Connection]:
-    """A connection to one source database, closed on exit; a connection lost on the way is DatabaseUnavailable."""
-    conninfo = source_conninfo(settings, source)
+def source_connection(settings: Settings, source: str, role: str = "reader", **kwargs) -> Iterator[psycopg.Connection]:
+    """A connection to one source database as its `role` login, closed on exit; a connection lost on the way is
+    DatabaseUnavailable."""
+    conninfo = source_conninfo(settings, source, role)
     with connect(conninfo, **kwargs) as conn:
         try:
             yield conn
         except psycopg.OperationalError as exc:
-            unavailable = lost(exc, conn, conninfo)
+            unavailable = connection_lost(exc, conn, conninfo)
             if unavailable is None:
                 raise
             raise unavailable from None

@@ -9,11 +9,15 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 
 from forge_assets.config import SOURCES, START_DATE_FILE, Settings
-from forge_assets.db import describe, server_conninfo, source_connection
+from forge_assets.conninfo import describe
+from forge_assets.db import server_conninfo, source_connection
 from forge_assets.instance import dagster_environment
-from forge_assets.retention.runner import archive_source
-from forge_assets.seed import first_table_with_data, seed_sources
+from forge_assets.lake import rollup_directory
+from forge_assets.migrate import run_migrations
+from forge_assets.retention.backlog import archive_source, print_archive_reports
+from forge_assets.rollups.registry import ROLLUPS
 from forge_assets.seed.common import SeedPlan
+from forge_assets.seed.load import first_table_with_data, seed_sources
 
 
 def _step(message: str) -> float:
@@ -24,8 +28,6 @@ def _step(message: str) -> float:
 def run_demo(settings: Settings, plan: SeedPlan) -> None:
     """Start or attach PostgreSQL, migrate, seed (once), materialize every rollup day, archive every overdue
     day (rollups first, so nothing is purged before it is rolled up), print a summary."""
-    from forge_assets.cli import print_archive_reports, report_to_dagster, run_migrations
-
     begun = _step("PostgreSQL")
     where = "embedded server under " + str(settings.pgdata) if settings.embedded else describe(server_conninfo(settings))
     server_conninfo(settings)
@@ -55,6 +57,8 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
 
     started = _step("retention: archive to Parquet and purge every overdue day of every catalog table")
     now = datetime.now(timezone.utc)
+    from forge_assets.assets.ledger import report_to_dagster  # imports the partitions: after the first day is set
+
     for source in SOURCES:
         reports = archive_source(settings, source, now)
         print_archive_reports(reports)
@@ -88,36 +92,31 @@ def _holds_data(settings: Settings, source: str) -> bool:
         return first_table_with_data(conn) is not None
 
 
-def _materialize_rollups(settings: Settings, first: str, last: str):
+def _execute_job(settings: Settings, name: str, first: str, last: str, log_level: str):
+    """Run one job of the project's definitions in this process over the days first .. last, on the Dagster
+    instance `make dev` uses (so the UI shows the run); return the job and its result."""
     os.environ.update(dagster_environment(settings))
     from dagster import DagsterInstance
 
     from forge_assets.definitions import defs
 
-    job = defs.resolve_job_def("rollups")
-    return job.execute_in_process(
+    job = defs.resolve_job_def(name)
+    return job, job.execute_in_process(
         instance=DagsterInstance.get(),
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
+
+
+def _materialize_rollups(settings: Settings, first: str, last: str):
+    return _execute_job(settings, "rollups", first, last, "WARNING")[1]
 
 
 def run_quality_checks(settings: Settings, first: str, last: str) -> list[tuple[str, str, str, int | None, float | None]]:
     """Run the `quality_checks` job over the days first .. last; return (asset, check, status, failing, percent)
     per check, status being passed, FAILED or BROKEN (the check could not run)."""
-    os.environ.update(dagster_environment(settings))
-    from dagster import DagsterInstance
-
-    from forge_assets.definitions import defs
-
-    job = defs.resolve_job_def("quality_checks")
-    result = job.execute_in_process(
-        instance=DagsterInstance.get(),
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        raise_on_error=False,
-    )
+    job, result = _execute_job(settings, "quality_checks", first, last, "CRITICAL")
     rows = {}
     for evaluation in result.get_asset_check_evaluations():
         metadata = evaluation.metadata
@@ -142,11 +141,9 @@ def print_check_table(rows) -> None:
 
 
 def _print_lake_summary(settings: Settings) -> None:
-    from forge_assets.assets.rollups.catalog import ROLLUPS
-
     print(f"\n{'rollup':28s} {'source':17s} {'days':>5s} {'rows':>10s} {'bytes':>11s}")
     for spec in ROLLUPS:
-        files = sorted((settings.lake_root / "rollups" / spec.name).glob("day=*/part-0.parquet"))
+        files = sorted(rollup_directory(settings.lake_root, spec.name).glob("day=*/part-0.parquet"))
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         size = sum(f.stat().st_size for f in files)
         print(f"{spec.name:28s} {spec.source:17s} {len(files):>5d} {rows:>10,} {size:>11,}")

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import yaml
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
-from forge_assets.config import Settings
+from forge_assets.assets.names import RUN_TAG_TABLE
+from forge_assets.config import ConfigError, Settings
+from forge_assets.conninfo import normalized, sqlalchemy_url
 from forge_assets.db import connect, server_conninfo
 
 # One archive run per table at a time (runs are tagged with their table), a few runs at once on a small box.
-RUN_TAG_TABLE = "forge/table"
 RUN_QUEUE = {
     "max_concurrent_runs": 4,
     "tag_concurrency_limits": [{"key": RUN_TAG_TABLE, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}],
@@ -30,7 +30,7 @@ RUN_RETRIES = {"enabled": True, "max_retries": 2}
 # Sensor and schedule ticks, purged by the daemon (runs and event logs: the prune_dagster_storage job).
 TICK_RETENTION = {"schedule": {"purge_after_days": 30},
                   "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 30}}}
-# Run monitoring marks runs whose process died (a daemon killed mid-run, kill -9) failed.
+# A run whose worker died (kill -9, a lost pod) is marked failed instead of staying STARTED.
 RUN_MONITORING = {"enabled": True, "start_timeout_seconds": 300, "max_resume_run_attempts": 0}
 
 
@@ -48,29 +48,19 @@ def instance_config(storage_env: str = "DAGSTER_PG_URL") -> dict:
 
 
 def storage_url(settings: Settings) -> str:
-    """DAGSTER_PG_URL, else the `dagster` database of the shared server, created when missing."""
+    """DAGSTER_PG_URL, else the `dagster` database of the embedded server, created when missing. forge_assets
+    creates no database on a server of the operator's (FORGE_PG_URL): there DAGSTER_PG_URL is required."""
     if os.environ.get("DAGSTER_PG_URL"):
         return os.environ["DAGSTER_PG_URL"]
+    if settings.server_url is not None or not settings.embedded:
+        raise ConfigError("DAGSTER_PG_URL must name Dagster's storage database (postgresql+psycopg2://user:password@"
+                          "host:5432/dagster): forge-assets creates no database on a server it does not run")
     name = f"{settings.database_prefix}dagster"
     server = server_conninfo(settings)
     with connect(server, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return _sqlalchemy_url({**conninfo_to_dict(server), "dbname": name})
-
-
-def _sqlalchemy_url(params: dict[str, str]) -> str:
-    """A URL for dagster-postgres; socket directories go in `?host=`. The driver is named: SQLAlchemy 2.1
-    picks psycopg 3 for a bare postgresql://, and dagster-postgres's `NOTIFY run_events, %s` needs psycopg2."""
-    from sqlalchemy.engine import URL
-
-    host = params.get("host", "")
-    on_socket = host.startswith("/")
-    return URL.create(
-        "postgresql+psycopg2", username=params.get("user"), password=params.get("password"),
-        host=None if on_socket else host or None, port=int(params["port"]) if params.get("port") else None,
-        database=params["dbname"], query={"host": host} if on_socket else {},
-    ).render_as_string(hide_password=False)
+    return sqlalchemy_url(normalized(server, dbname=name), driver="psycopg2")
 
 
 def dagster_environment(settings: Settings) -> dict[str, str]:

@@ -1,9 +1,15 @@
-"""Writing Parquet into the lake: paths that cannot escape the root, and atomic, durable replacement."""
+"""The lake's layout and writes: every lake path is built here (and cannot escape the root); Parquet files
+are written atomically and durably.
+
+    rollups/<rollup>/day=YYYY-MM-DD/part-0.parquet         one file per rollup and day, replaced atomically
+    archive/<source>/<entry>/day=YYYY-MM-DD/<run>.parquet   archive files, never overwritten
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +32,31 @@ def lake_path(root: Path, *parts: str) -> Path:
     if not path.is_relative_to(root):
         raise LakePathError(f"{path} is outside the lake root {root}")
     return path
+
+
+def rollup_directory(root: Path, rollup: str) -> Path:
+    """Every day of one rollup (a hive-partitioned dataset)."""
+    return lake_path(root, "rollups", rollup)
+
+
+def rollup_file(root: Path, rollup: str, day: date) -> Path:
+    """The one Parquet file of a rollup's day."""
+    return lake_path(root, "rollups", rollup, f"day={day.isoformat()}", "part-0.parquet")
+
+
+def archive_directory(root: Path, source: str, entry_name: str) -> Path:
+    """Every archived day of one catalog entry."""
+    return lake_path(root, "archive", source, entry_name)
+
+
+def archive_day_directory(root: Path, source: str, entry_name: str, day: date) -> Path:
+    """The archive files of one catalog entry's day."""
+    return lake_path(root, "archive", source, entry_name, f"day={day.isoformat()}")
+
+
+def ledgered_file(root: Path, relative: str) -> Path:
+    """A file named by its ledger path (relative to the lake root, `/`-separated)."""
+    return lake_path(root, *relative.split("/"))
 
 
 def fsync_directory(directory: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 import pyarrow.parquet as pq
 
-from forge_assets.catalog import CATALOG
+from forge_assets.retention.catalog import CATALOG
 from forge_assets.retention.engine import archive_day
 
 

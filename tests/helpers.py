@@ -9,13 +9,13 @@ import psycopg
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from forge_assets.cli import run_migrations
 from forge_assets.config import SOURCES
 from forge_assets.days import day_window
 from forge_assets.db import ensure_source_databases, source_conninfo
+from forge_assets.migrate import run_migrations
 from forge_assets.retention.engine import archive_day, overdue_days
-from forge_assets.seed import seed_sources
 from forge_assets.seed.common import SeedPlan
+from forge_assets.seed.load import seed_sources
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
 

@@ -8,11 +8,11 @@ from dagster import DagsterInstance, materialize
 from helpers import NOW, conn_to, content
 
 from forge_assets.assets.archive import build_archive_asset
-from forge_assets.catalog import CatalogError, entries
 from forge_assets.cli import main
 from forge_assets.lake import LakePathError, lake_path
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CatalogError, entries
 from forge_assets.retention.engine import archive_day
 
 EVENTS = entries("orchestry", "events")[0]

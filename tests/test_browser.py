@@ -21,12 +21,12 @@ from conftest import ANCHOR
 from dagster import DagsterInstance
 from helpers import history, ledger
 
-from forge_assets.catalog import entries
-from forge_assets.cli import report_to_dagster
+from forge_assets.assets.ledger import report_to_dagster
 from forge_assets.config import SOURCES
 from forge_assets.db import drop_source_databases
 from forge_assets.instance import instance_config, storage_url
-from forge_assets.retention.runner import archive_source
+from forge_assets.retention.backlog import archive_source
+from forge_assets.retention.catalog import entries
 
 pytestmark = pytest.mark.browser
 
@@ -106,7 +106,7 @@ def archived(settings, tmp_path_factory):
     os.environ.update({k: env[k] for k in saved})
     try:
         from forge_assets.definitions import build_definitions
-        from forge_assets.resources.lake import ParquetLake
+        from forge_assets.resources.parquet_lake import ParquetLake
         from forge_assets.resources.postgres import PostgresResource
 
         resources = {"postgres": PostgresResource(home=str(target.home), server_url=target.server_url,

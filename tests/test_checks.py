@@ -11,24 +11,25 @@ import pytest
 from dagster import DagsterInstance, Definitions
 
 from forge_assets.assets.archive import ARCHIVE_ASSETS
-from forge_assets.assets.checks import QUALITY_CHECKS, quality_job
+from forge_assets.assets.checks import QUALITY_CHECKS
 from forge_assets.assets.rollups import ROLLUP_ASSETS
 from forge_assets.assets.sources import SOURCE_TABLES
-from forge_assets.catalog import entries
-from forge_assets.cli import run_migrations
 from forge_assets.config import SOURCES
 from forge_assets.db import drop_source_databases, ensure_source_databases, source_connection, source_conninfo
-from forge_assets.jobs import archive_jobs, rollup_job
-from forge_assets.quality.archive import archive_integrity
+from forge_assets.jobs.asset_jobs import archive_jobs, quality_job, rollup_job
+from forge_assets.migrate import run_migrations
+from forge_assets.quality.compliance import retention_compliance
 from forge_assets.quality.evaluate import evaluate
+from forge_assets.quality.integrity import archive_integrity
 from forge_assets.quality.queries import Window
-from forge_assets.quality.retention import retention_compliance
 from forge_assets.quality.rules import RULES
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.retention.runner import archive_source
-from forge_assets.seed import dirty, seed_sources
+from forge_assets.retention.backlog import archive_source
+from forge_assets.retention.catalog import entries
+from forge_assets.seed import dirty
 from forge_assets.seed.common import SeedPlan
+from forge_assets.seed.load import seed_sources
 
 # History ending just before today's UTC midnight, so every row lies in a complete daily partition.
 ANCHOR = datetime.combine(datetime.now(timezone.utc).date(), time(0), tzinfo=timezone.utc) - timedelta(minutes=43)

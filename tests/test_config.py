@@ -3,7 +3,8 @@
 import pytest
 
 from forge_assets.config import ConfigError, load_settings
-from forge_assets.db import describe, redact, source_conninfo
+from forge_assets.conninfo import describe, redact
+from forge_assets.db import source_conninfo
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from dagster import AssetSpec, Definitions
 
-from forge_assets.assets.rollups.catalog import ROLLUPS
 from forge_assets.definitions import defs
+from forge_assets.rollups.registry import ROLLUPS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,13 +37,14 @@ def test_secrets_are_not_in_resource_config(monkeypatch):
     """A URL given through the environment reaches the resource as an EnvVar (shown in the UI by name);
     Dagster resolves the value only inside the run."""
     monkeypatch.setenv("FORGE_PULSE_URL", "postgresql://reader:hunter2@pulse.internal/pulse")
+    from forge_assets.conninfo import describe
     from forge_assets.resources.postgres import PostgresResource
 
     configured = PostgresResource.from_environment()
-    assert configured.pulse_url == "FORGE_PULSE_URL"
+    assert configured.reader_urls == {"pulse": "FORGE_PULSE_URL"}
     assert "hunter2" not in repr(configured)
     with configured.process_config_and_initialize_cm() as resource:
-        assert resource.settings().source_urls["pulse"].endswith("@pulse.internal/pulse")
+        assert describe(resource.conninfo("pulse")) == "reader@pulse.internal/pulse"
 
 
 def test_workspace_and_dg_load_the_code_location():

@@ -26,11 +26,11 @@ from helpers import (
     unledgered_files,
 )
 
-from forge_assets.catalog import CatalogError, entries
-from forge_assets.cli import run_migrations
 from forge_assets.days import day_window
 from forge_assets.db import drop_source_databases, source_conninfo
-from forge_assets.resources.embedded import _pgserver
+from forge_assets.embedded import _pgserver
+from forge_assets.migrate import run_migrations
+from forge_assets.retention.catalog import CatalogError, entries
 from forge_assets.retention.engine import archive_day, overdue_days
 
 CHILD = str(Path(__file__).with_name("fault_child.py"))
@@ -257,7 +257,7 @@ def test_postgres_restart_mid_export(settings):
         keys = original(target, EVENTS, day)
 
         env = {**os.environ, "FORGE_ORCHESTRY_URL": url, "FORGE_LAKE_URI": str(target.lake_root),
-               "FORGE_HOME": str(home)}
+               "FORGE_HOME": str(home), "FORGE_PURGE": "orchestry"}
         cli = str(Path(sys.executable).with_name("forge-assets"))
         with slow_deletes(target), conn_to(target, "orchestry", autocommit=True) as watch:
             child = subprocess.Popen([cli, "archive", "--source", "orchestry", "--table", "events", "--day", str(day)],

@@ -14,19 +14,18 @@ from dagster import DagsterInstance, materialize
 from helpers import conn_to, history, ledger
 
 from forge_assets.assets.archive import archive_key, build_archive_asset
-from forge_assets.assets.ledger import reconcile, report_archived
-from forge_assets.catalog import CATALOG, entries
-from forge_assets.cli import report_to_dagster
+from forge_assets.assets.ledger import reconcile, report_archived, report_to_dagster
 from forge_assets.config import load_settings
 from forge_assets.db import drop_source_databases
 from forge_assets.instance import instance_config, storage_url
 from forge_assets.jobs.housekeeping import prune_job, prune_runs
-from forge_assets.quality.archive import archive_integrity
-from forge_assets.quality.retention import backlog_state, retention_compliance
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.quality.compliance import backlog_state, retention_compliance
+from forge_assets.quality.integrity import archive_integrity
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.backlog import archive_source
+from forge_assets.retention.catalog import CATALOG, entries
 from forge_assets.retention.engine import archive_day, overdue_days
-from forge_assets.retention.runner import archive_source
 from forge_assets.seed.common import SeedPlan
 
 CLI = str(Path(sys.executable).with_name("forge-assets"))

@@ -21,19 +21,19 @@ from dagster import (
 )
 from helpers import history
 
-from forge_assets.assets.archive import archive_key
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG
+from forge_assets.assets.names import archive_key
 from forge_assets.db import connect, drop_source_databases, source_conninfo
 from forge_assets.definitions import build_definitions, defs
 from forge_assets.instance import instance_config, storage_url
 from forge_assets.operations import Operations
 from forge_assets.resources.alerts import FailureAlerts
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CATALOG
 from forge_assets.retention.engine import last_overdue_day, oldest_day
-from forge_assets.sensors.failures import cleanup_failure_sensor
-from forge_assets.sensors.retention import TableState, build_retention_sensor, plan_tick
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.sensors.failure_sensor import cleanup_failure_sensor
+from forge_assets.sensors.retention_sensor import TableState, build_retention_sensor, plan_tick
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime.now(timezone.utc)
@@ -45,11 +45,13 @@ def instance(settings, tmp_path_factory):
     url = storage_url(settings)
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config()))
+    previous = os.environ.get("DAGSTER_PG_URL")
     os.environ["DAGSTER_PG_URL"] = url
     with DagsterInstance.from_config(str(home)) as instance:
         yield instance
         instance.wipe()
-    del os.environ["DAGSTER_PG_URL"]
+    if previous is None:
+        del os.environ["DAGSTER_PG_URL"]
 
 
 @pytest.fixture(scope="module")
@@ -92,18 +94,18 @@ def test_instance_is_stored_in_postgresql_with_the_run_queue(instance):
 
 
 def test_production_instance_matches_local_limits(tmp_path):
-    """deploy/dagster.yaml has the local run queue, pools and retries and passes Dagster's config schema,
-    with every storage setting (the password too) read from the environment."""
+    """deploy/dagster.yaml is the local instance, setting for setting (run queue, pools, retries, run monitoring,
+    storage from the one variable DAGSTER_PG_URL, password included), and passes Dagster's config schema."""
     from dagster._core.instance.config import dagster_instance_config
 
     production = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     local = instance_config()
-    for section in ("run_coordinator", "concurrency", "run_retries", "retention", "run_monitoring"):
+    for section in ("run_coordinator", "concurrency", "run_retries", "retention", "run_monitoring", "storage"):
         assert production[section] == local[section], section
     (tmp_path / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     config, _ = dagster_instance_config(str(tmp_path))
-    database = config["storage"]["postgres"]["postgres_db"]
-    assert all(set(value) == {"env"} for name, value in database.items() if name != "scheme")
+    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
+    assert config["run_monitoring"]["enabled"]
 
 
 def test_rollup_schedule_requests_the_previous_utc_day():

@@ -10,11 +10,11 @@ import pytest
 from helpers import NOW, archive_all, conn_to, content, files_of, first_overdue, history, ledger
 from psycopg import sql
 
-from forge_assets.catalog import CATALOG, SENSITIVE, CatalogError, entries, validate
 from forge_assets.config import SOURCES
 from forge_assets.days import day_window
 from forge_assets.db import drop_source_databases
 from forge_assets.retention import engine
+from forge_assets.retention.catalog import CATALOG, SENSITIVE, CatalogError, entries, validate
 from forge_assets.retention.engine import (
     NotOverdue,
     RetentionError,
@@ -221,7 +221,7 @@ def test_archive_asset_waits_for_its_rollups_and_refuses_young_days(db):
 
     from forge_assets.assets.archive import build_archive_asset
     from forge_assets.assets.rollups import ROLLUP_ASSETS
-    from forge_assets.resources.lake import ParquetLake
+    from forge_assets.resources.parquet_lake import ParquetLake
     from forge_assets.resources.postgres import PostgresResource
 
     entry = entries("orchestry", "metrics_instance")[0]

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, build_schedule_context
 
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.assets.rollups.spec import compute_rollup
 from forge_assets.days import day_window
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.rollups.spec import compute_rollup
 
 ROLLUP_NAMES = [spec.name for spec in ROLLUPS]
 
@@ -60,7 +60,7 @@ def test_totals_reconcile_with_the_source_for_every_day(name, seeded, computed, 
     checked = 0
     for day, table in computed[name].items():
         start, end = day_window(day, day)
-        expected = conn.execute(spec.reconciliation.source_count, {"start": start, "end": end}).fetchone()[0]
+        expected = conn.execute(spec.reconciliation_query, {"start": start, "end": end}).fetchone()[0]
         assert (pc.sum(table[spec.reconciliation.column]).as_py() or 0) == expected, f"{name} on {day}"
         checked += expected > 0
     assert checked >= len(_days(plan)) - 1, "the history has data on (nearly) every day"

@@ -5,13 +5,13 @@ from datetime import datetime, timezone
 import pytest
 from conftest import table_checksum
 
-from forge_assets.cli import run_migrations
 from forge_assets.config import SOURCES
+from forge_assets.migrate import run_migrations
 from forge_assets.quality.queries import count_query
 from forge_assets.quality.rules import rule
-from forge_assets.seed import SeedError, seed_sources, table_counts
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.dirty import VIOLATIONS
+from forge_assets.seed.load import SeedError, seed_sources, table_counts
 
 ANCHOR = datetime(2026, 3, 14, 15, 9, tzinfo=timezone.utc)
 SMALL = dict(days=3, scale=0.3, anchor=ANCHOR)

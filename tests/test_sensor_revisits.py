@@ -6,10 +6,10 @@ from datetime import date, datetime, timedelta, timezone
 
 from dagster import AssetKey
 
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import entries
 from forge_assets.operations import Operations
-from forge_assets.sensors.retention import TableState, plan_tick
+from forge_assets.retention.catalog import entries
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.sensors.retention_sensor import TableState, plan_tick
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 OPS = Operations(sensor_max_runs=20, archive_days_per_run=5)

@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from helpers import NOW, conn_to, day_keys_in_ledgered_files, day_keys_in_postgres, history
 
-from forge_assets.catalog import entries
 from forge_assets.days import day_window
 from forge_assets.db import drop_source_databases
+from forge_assets.retention.catalog import entries
 from forge_assets.retention.engine import archive_day, overdue_days
 
 EVENTS = entries("orchestry", "events")[0]

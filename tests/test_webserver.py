@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forge_assets.catalog import CATALOG
 from forge_assets.instance import instance_config, storage_url
+from forge_assets.retention.catalog import CATALOG
 
 QUERY = """
 {

@@ -1,1 +1,1 @@
-"""Assets: source tables (external), rollups."""
+"""The Dagster assets and checks: source tables (external), rollups, archives, and the checks next to them."""

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
@@ -21,26 +20,26 @@ from dagster import (
     asset,
 )
 
-from forge_assets.assets.ledger import archive_key, day_metadata, first_partition
-from forge_assets.assets.rollups import source_table_key
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG, TableEntry
+from forge_assets.assets.ledger import day_metadata, first_partition
+from forge_assets.assets.names import (
+    RUN_TAG_TABLE,
+    archive_entry_key,
+    archive_group,
+    archive_key,
+    purge_pool,
+    rollups_reading,
+    source_table_key,
+)
+from forge_assets.assets.partitions import DAILY
 from forge_assets.operations import load_operations
-from forge_assets.partitions import DAILY
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CATALOG, TableEntry
 from forge_assets.retention.engine import DayResult, NotOverdue, RetentionError, archive_day, days_holding_rows
 from forge_assets.retention.preflight import PreflightError
 
-__all__ = ["ARCHIVE_ASSETS", "archive_key", "build_archive_asset", "rollups_reading"]
-
 # Days of one table a backfill run covers (each still its own transaction, ledger entry and partition).
 DAYS_PER_RUN = load_operations().archive_days_per_run
-
-
-def rollups_reading(entry: TableEntry) -> list[AssetKey]:
-    """The rollups computed from the entry's table: a day is purged only after they exist for it."""
-    return [AssetKey(spec.name) for spec in ROLLUPS if spec.source == entry.source and entry.table in spec.reads]
 
 
 def _describe(entry: TableEntry) -> str:
@@ -57,20 +56,23 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
 
     @asset(
         key=archive_key(entry),
-        group_name=f"{entry.source}_archive",
+        group_name=archive_group(entry.source),
         kinds={"postgres", "parquet"} if entry.archives else {"postgres"},
         description=_describe(entry),
         partitions_def=DAILY,
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN),
         deps=[source_table_key(entry.source, entry.table), *upstream,
-              *(AssetKey(["archive", entry.source, name]) for name in entry.after)],
-        pool=f"{entry.source}_purge",
-        op_tags={"forge/table": entry.key},
+              *(archive_entry_key(entry.source, name) for name in entry.after)],
+        pool=purge_pool(entry.source),
+        op_tags={RUN_TAG_TABLE: entry.key},
         metadata={"keep_days": entry.keep_days, "strategy": entry.strategy, "time_column": entry.time_column,
                   "sensitive_columns_never_archived": ", ".join(entry.sensitive_columns) or "none"},
     )
     def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
         keys = list(context.partition_keys)
+        if not postgres.purges(entry.source):
+            raise Failure(f"{entry.key} {keys[0]}..{keys[-1]}: purging is off for {entry.source} (FORGE_PURGE does "
+                          "not name it); nothing was archived or deleted")
         done: list[tuple[str, DayResult]] = []
         try:
             with postgres.write(entry.source) as conn:

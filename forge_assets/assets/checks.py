@@ -25,24 +25,22 @@ from dagster import (
     AssetSelection,
     Failure,
     MetadataValue,
-    define_asset_job,
     multi_asset_check,
 )
 
-from forge_assets.assets.archive import archive_key, rollups_reading
-from forge_assets.assets.rollups import source_table_key
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.assets.rollups.spec import RollupSpec
-from forge_assets.catalog import CATALOG, TableEntry
-from forge_assets.quality.archive import archive_integrity
+from forge_assets.assets.names import archive_key, query_pool, rollup_key, rollups_reading, source_table_key
+from forge_assets.quality.compliance import GRACE_DAYS, retention_compliance
 from forge_assets.quality.evaluate import evaluate, uses_gx
+from forge_assets.quality.integrity import archive_integrity
 from forge_assets.quality.outcome import Outcome
 from forge_assets.quality.queries import Window
-from forge_assets.quality.retention import GRACE_DAYS, retention_compliance
-from forge_assets.quality.rollups import reconciliation, sanity
-from forge_assets.quality.rules import Rule, rules_for, tables
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.quality.reconciliation import reconciliation, sanity
+from forge_assets.quality.rules import rules_for, tables
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CATALOG, TableEntry
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.rollups.spec import RollupSpec
 
 
 def check_window(context: AssetCheckExecutionContext) -> Window:
@@ -94,17 +92,11 @@ def _emit(key: AssetKey, outcomes: list[Outcome], blocking: dict[str, bool],
                       metadata={o.check: MetadataValue.md(f"```sql\n{o.query}\n```") for o in broken})
 
 
-def is_blocking(rule: Rule) -> bool:
-    """Windowed rules guard the purge of their day; whole-table rules (future timestamps, dimension tables)
-    say nothing about the day being purged."""
-    return rule.windowed
-
-
 def build_source_checks(source: str, table: str) -> AssetChecksDefinition:
     """One multi-check per source table: its rules evaluated together (one GX query asset per window)."""
     rules = rules_for(source, table)
     key = source_table_key(source, table)
-    blocking = {r.name: is_blocking(r) for r in rules}
+    blocking = {r.name: r.blocking for r in rules}
 
     @multi_asset_check(
         name=f"{source}_{table.lower()}_constraints",
@@ -112,7 +104,7 @@ def build_source_checks(source: str, table: str) -> AssetChecksDefinition:
                               metadata={"engine": "great_expectations" if uses_gx(r) else "sql",
                                         "scope": f"{r.time_column} in the run's days" if r.windowed else "whole table"})
                for r in rules],
-        pool=f"{source}_postgres",
+        pool=query_pool(source),
         description=f"Source constraints of {source}.{table}.",
     )
     def source_checks(context: AssetCheckExecutionContext, postgres: PostgresResource) -> Iterator[AssetCheckResult]:
@@ -127,7 +119,7 @@ def build_source_checks(source: str, table: str) -> AssetChecksDefinition:
 
 def build_rollup_checks(spec: RollupSpec) -> AssetChecksDefinition:
     """Reconciliation with the source and sanity of the statistics, for the run's days; both blocking."""
-    key = AssetKey(spec.name)
+    key = rollup_key(spec.name)
     blocking = {"reconciliation": True, "sanity": True}
 
     @multi_asset_check(
@@ -137,7 +129,7 @@ def build_rollup_checks(spec: RollupSpec) -> AssetChecksDefinition:
                               "(days already archived are skipped)"),
                AssetCheckSpec("sanity", asset=key, blocking=True,
                               description="p50 <= p95 <= max and no negative durations in every row")],
-        pool=f"{spec.source}_postgres",
+        pool=query_pool(spec.source),
     )
     def rollup_checks(context: AssetCheckExecutionContext, postgres: PostgresResource,
                       lake: ParquetLake) -> Iterator[AssetCheckResult]:
@@ -162,7 +154,7 @@ def build_archive_checks(entry: TableEntry) -> AssetChecksDefinition:
     blocking = {s.name: False for s in specs}
 
     @multi_asset_check(name=f"archive_{entry.source}_{entry.entry_name.lower()}_checks", specs=specs,
-                       pool=f"{entry.source}_postgres")
+                       pool=query_pool(entry.source))
     def archive_checks(context: AssetCheckExecutionContext, postgres: PostgresResource,
                        lake: ParquetLake) -> Iterator[AssetCheckResult]:
         window = check_window(context)
@@ -198,10 +190,3 @@ def archive_run_checks(entry: TableEntry) -> list[AssetCheckKey]:
     guarded = {*_guarded([entry]), archive_key(entry)}
     return [spec.key for checks in QUALITY_CHECKS for spec in checks.check_specs if spec.asset_key in guarded]
 
-
-quality_job = define_asset_job(
-    name="quality_checks",
-    selection=AssetSelection.all_asset_checks(),
-    description="Every data-quality check for a day (or a range of days): source constraints, rollup "
-    "reconciliation and sanity, retention compliance, archive integrity. Materializes nothing.",
-)

@@ -12,21 +12,20 @@ whichever path did it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 
-from dagster import AssetKey, AssetMaterialization, AssetObservation, DagsterInstance, MetadataValue
+from dagster import AssetMaterialization, AssetObservation, DagsterInstance, MetadataValue
 
-from forge_assets.catalog import TableEntry
+from forge_assets.assets.names import archive_key
+from forge_assets.assets.partitions import DAILY
 from forge_assets.config import Settings
-from forge_assets.partitions import DAILY
+from forge_assets.conninfo import redact
+from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.engine import DayResult
 from forge_assets.retention.history import LedgerDay, ledgered_days
-
-
-def archive_key(entry: TableEntry) -> AssetKey:
-    return AssetKey(["archive", entry.source, entry.entry_name])
 
 
 def first_partition() -> date:
@@ -110,3 +109,33 @@ def configured_instance(settings: Settings) -> Iterator[DagsterInstance | None]:
         os.environ.update(dagster_environment(settings))
     with DagsterInstance.get() as instance:
         yield instance
+
+
+def report_to_dagster(settings: Settings, reports: Iterable, via: str) -> None:
+    """Show what the engine archived (`EntryReport`s) on the archive assets' partitions when a Dagster instance
+    is configured. A failure to report loses nothing: the retention sensor reconciles the ledger on its next
+    tick."""
+    try:
+        with configured_instance(settings) as instance:
+            if instance is None:
+                return
+            days = sum(report_archived(instance, r.entry, r.results, via) for r in reports)
+    except Exception as exc:  # reporting is best effort; the ledger stays the truth
+        print(f"forge-assets: warning: not reported to Dagster ({redact(str(exc)).splitlines()[0][:300]}); "
+              "the retention sensor reconciles the ledger on its next tick", file=sys.stderr)
+        return
+    print(f"reported {days} archived days to Dagster")
+
+
+def report_restore(settings: Settings, entry: TableEntry, day: date, rows: int) -> None:
+    """An observation on the restored day's partition (rows restored, the hold before it is archived again)."""
+    from forge_assets.operations import load_operations
+
+    try:
+        with configured_instance(settings) as instance:
+            if instance is not None:
+                report_observation(instance, entry, day, {"restored_rows": rows, "via": "cli", "day": day.isoformat(),
+                                                          "hold_days": load_operations().restore_hold_days})
+    except Exception as exc:  # reporting is best effort
+        print(f"forge-assets: warning: restore not reported to Dagster ({redact(str(exc)).splitlines()[0][:300]})",
+              file=sys.stderr)

@@ -2,15 +2,15 @@
 
 from dagster import AssetSpec
 
-from forge_assets.assets.rollups import source_table_key
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG
+from forge_assets.assets.names import source_group, source_table_key
 from forge_assets.quality.rules import tables as checked_tables
+from forge_assets.retention.catalog import CATALOG
+from forge_assets.rollups.registry import ROLLUPS
 
 SOURCE_TABLES: list[AssetSpec] = [
     AssetSpec(
         key=source_table_key(source, table),
-        group_name=f"{source}_source",
+        group_name=source_group(source),
         kinds={"postgres"},
         description=f"{table} in the {source} database; the {source} application owns and writes it.",
     )

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import Literal
 
 from forge_assets.db import connect
-from forge_assets.quality.gx import evaluate_gx
+from forge_assets.quality.gx_evaluator import evaluate_gx
 from forge_assets.quality.outcome import Outcome
-from forge_assets.quality.plain import evaluate_sql
 from forge_assets.quality.queries import Window
 from forge_assets.quality.rules import Rule
+from forge_assets.quality.sql_evaluator import evaluate_sql
 
 Engine = Literal["auto", "gx", "sql"]
 

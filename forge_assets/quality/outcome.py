@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from forge_assets.db import redact
+from forge_assets.conninfo import redact
 
 MAX_SAMPLES = 20
 

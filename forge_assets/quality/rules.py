@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from forge_assets.catalog import SENSITIVE
 from forge_assets.config import check_source
+from forge_assets.retention.catalog import SENSITIVE
 
 Kind = Literal["in_set", "not_null", "between", "ordered", "not_future", "references", "unique"]
 KINDS: tuple[str, ...] = ("in_set", "not_null", "between", "ordered", "not_future", "references", "unique")
@@ -61,6 +61,12 @@ class Rule:
     def windowed(self) -> bool:
         """Whether the rule looks at one window of days (else at the whole table)."""
         return self.time_column is not None
+
+    @property
+    def blocking(self) -> bool:
+        """Whether a failure stops the purge of the checked days: windowed rules guard the purge of their day;
+        whole-table rules (future timestamps, dimension tables) say nothing about the day being purged."""
+        return self.windowed
 
     @property
     def target(self) -> tuple[str, str]:

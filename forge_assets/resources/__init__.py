@@ -1,1 +1,1 @@
-"""Dagster resources: source PostgreSQL connections and the Parquet lake."""
+"""Dagster resources: source PostgreSQL connections, the Parquet lake, the alert hook."""

@@ -9,7 +9,7 @@ import subprocess
 
 from dagster import ConfigurableResource, EnvVar
 
-from forge_assets.db import redact
+from forge_assets.conninfo import redact
 
 
 class FailureAlerts(ConfigurableResource):

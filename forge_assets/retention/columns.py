@@ -9,7 +9,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from forge_assets.catalog import CatalogError, TableEntry
+from forge_assets.retention.catalog import CatalogError, TableEntry
 
 _NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
 _SIMPLE_TYPES = {

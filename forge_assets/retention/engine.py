@@ -23,11 +23,11 @@ import psycopg
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from forge_assets.catalog import TableEntry
 from forge_assets.days import day_window
-from forge_assets.lake import lake_path
+from forge_assets.lake import archive_day_directory
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention import preflight
+from forge_assets.retention.catalog import TableEntry, slice_filter
 from forge_assets.retention.columns import archive_columns, schema_of, select_list
 from forge_assets.retention.stream import export_conninfo, export_to_parquet, release_freed_memory, reread
 
@@ -84,7 +84,7 @@ def _first_day(conn: psycopg.Connection, entry: TableEntry, where: sql.Composabl
 
 def oldest_day(conn: psycopg.Connection, entry: TableEntry) -> date | None:
     """The UTC day of the entry's oldest row, or None when it holds no rows."""
-    found = _first_day(conn, entry, _slice_filter(entry))
+    found = _first_day(conn, entry, slice_filter(entry))
     conn.rollback()
     return found
 
@@ -120,12 +120,6 @@ def require_overdue(entry: TableEntry, day: date, now: datetime) -> None:
         )
 
 
-def _slice_filter(entry: TableEntry) -> sql.Composable:
-    if not entry.slice_column:
-        return sql.SQL("true")
-    return sql.SQL("{}::text = ANY({})").format(sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
-
-
 def _day_filter(entry: TableEntry, day: date, last: date | None = None) -> sql.Composed:
     """Rows whose time falls on `day` (through `last`, when given) in UTC, within the entry's slice."""
     start, end = day_window(day, last or day)
@@ -133,20 +127,18 @@ def _day_filter(entry: TableEntry, day: date, last: date | None = None) -> sql.C
         start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     column = sql.Identifier(entry.time_column)
     return sql.SQL("{c} >= {s} AND {c} < {e} AND {slice}").format(
-        c=column, s=sql.Literal(start), e=sql.Literal(end), slice=_slice_filter(entry))
-
-
-def _column_list(columns) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+        c=column, s=sql.Literal(start), e=sql.Literal(end), slice=slice_filter(entry))
 
 
 def dry_run_day(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> DayResult:
-    """What archiving the day would move: rows and their bytes in PostgreSQL. Changes nothing."""
+    """What archiving the day would move: rows and the bytes of their archived columns in PostgreSQL (the
+    sensitive ones are not read: the reader login cannot). Changes nothing."""
     require_overdue(entry, day, now)
     began = time.perf_counter()
+    row = sql.SQL(", ").join(sql.Identifier(c.name) for c in archive_columns(conn, entry))
     rows, size = conn.execute(
-        sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(t.*)), 0) FROM {} t WHERE {}").format(
-            sql.Identifier(entry.table), _day_filter(entry, day))
+        sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(ROW({}))), 0) FROM {} WHERE {}").format(
+            row, sql.Identifier(entry.table), _day_filter(entry, day))
     ).fetchone()
     conn.rollback()
     return DayResult(entry.key, day, rows=rows, bytes=int(size), seconds=time.perf_counter() - began, dry_run=True)
@@ -257,7 +249,7 @@ def _xact_lock(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
 
 
 def _day_directory(entry: TableEntry, day: date, lake_root: Path) -> Path:
-    return lake_path(lake_root, "archive", entry.source, entry.entry_name, f"day={day.isoformat()}")
+    return archive_day_directory(lake_root, entry.source, entry.entry_name, day)
 
 
 def _ledgered_paths(conn: psycopg.Connection, entry: TableEntry, day: date) -> set[str]:

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from forge_assets.catalog import TableEntry
 from forge_assets.days import day_window
+from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.engine import _first_day, _slice_filter, last_overdue_day
 
 

@@ -18,31 +18,13 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
-from forge_assets.db import redact
+from forge_assets.conninfo import redact, sqlalchemy_url
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window, checked_value, sample_query, scope, total_query, violation
 from forge_assets.quality.rules import Rule
 
 ENGINE = "great_expectations"
-_CONNINFO_KEYS = ("host", "port", "user", "password", "dbname")
-
-
-def sqlalchemy_url(conninfo: str) -> str:
-    """A `postgresql+psycopg://` URL for a psycopg conninfo; a unix-socket host goes in the query string
-    (GX rejects a URL without a host). Contains the password: never log it."""
-    from sqlalchemy.engine import URL
-
-    params = conninfo_to_dict(conninfo)
-    host = params.get("host") or "localhost"
-    query = {k: str(v) for k, v in params.items() if k not in _CONNINFO_KEYS}
-    if host.startswith("/"):
-        query["host"], host = host, "localhost"
-    url = URL.create("postgresql+psycopg", username=params.get("user"), password=params.get("password") or None,
-                     host=host, port=int(params["port"]) if params.get("port") else None,
-                     database=params.get("dbname"), query=query)
-    return url.render_as_string(hide_password=False)
 
 
 def _import_gx():
@@ -127,7 +109,7 @@ def evaluate_gx(conninfo: str, rules: Iterable[Rule], window: Window | None) -> 
         groups.setdefault((rule.table, rule.time_column if window else None, rule.naive_utc), []).append(rule)
     with psycopg.connect(conninfo) as conn:
         conn.read_only = True
-        datasource = context.data_sources.add_postgres("source", connection_string=sqlalchemy_url(conninfo))
+        datasource = context.data_sources.add_postgres("source", connection_string=sqlalchemy_url(conninfo, "psycopg"))
         for index, group in enumerate(groups.values()):
             first = group[0]
             asset_sql = sql.SQL("SELECT * FROM {} WHERE {}").format(sql.Identifier(first.table), scope(first, window))

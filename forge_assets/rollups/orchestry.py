@@ -1,7 +1,6 @@
 """Orchestry autoscaler rollups: its metrics-window statistics and hourly event compression, kept."""
 
-from forge_assets.assets.rollups.columns import hour, integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -22,10 +21,7 @@ SPECS = (
             real("p95_value", "95th percentile"),
             integer("data_points", "samples in the hour"),
         ),
-        reconciliation=Reconciliation(
-            "data_points",
-            "SELECT count(*) FROM metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s",
-        ),
+        reconciliation=Reconciliation("data_points"),
         plots={"data_points": "data_points"},
     ),
     RollupSpec(
@@ -46,10 +42,7 @@ SPECS = (
             integer("critical", "severity critical"),
             integer("unspecified", "no severity"),
         ),
-        reconciliation=Reconciliation(
-            "events",
-            "SELECT count(*) FROM events WHERE timestamp >= %(start)s AND timestamp < %(end)s",
-        ),
+        reconciliation=Reconciliation("events"),
         plots={"events": "events", "errors": "error"},
     ),
 )

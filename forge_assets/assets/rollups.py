@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
@@ -21,22 +20,14 @@ from dagster import (
     asset,
 )
 
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.assets.rollups.spec import RollupSpec, compute_rollup
-from forge_assets.partitions import DAILY
-from forge_assets.resources.lake import ParquetLake
+from forge_assets.assets.names import query_pool, rollup_group, source_table_key
+from forge_assets.assets.partitions import DAILY
+from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.rollups.registry import ROLLUPS
+from forge_assets.rollups.spec import RollupSpec, compute_rollup
 
 _PREVIEW_ROWS = 5
-
-
-def source_table_key(source: str, table: str) -> AssetKey:
-    """Asset key of an operational source table (an external asset: the application owns it)."""
-    return AssetKey([source, table])
-
-
-def rollup_group(source: str) -> str:
-    return f"{source}_rollups"
 
 
 def column_schema(spec: RollupSpec) -> TableSchema:
@@ -67,7 +58,7 @@ def build_rollup_asset(spec: RollupSpec) -> AssetsDefinition:
         partitions_def=DAILY,
         backfill_policy=BackfillPolicy.single_run(),
         deps=[source_table_key(spec.source, table) for table in spec.reads],
-        pool=f"{spec.source}_postgres",
+        pool=query_pool(spec.source),
         freshness_policy=FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)),
         metadata={
             "dagster/column_schema": column_schema(spec),
@@ -82,7 +73,7 @@ def build_rollup_asset(spec: RollupSpec) -> AssetsDefinition:
         with postgres.read(spec.source) as conn:
             tables = compute_rollup(conn, spec, first, last)
         postgres_seconds = time.perf_counter() - started
-        written = {day: lake.write_rollup(spec.name, day.isoformat(), table) for day, table in tables.items()}
+        written = {day: lake.write_rollup(spec.name, day, table) for day, table in tables.items()}
         combined = pa.concat_tables(tables.values())
         context.log.info(
             f"{spec.name}: {combined.num_rows} rows over {len(tables)} day(s) in {postgres_seconds:.2f} s of PostgreSQL"
@@ -108,4 +99,3 @@ with warnings.catch_warnings():
     # BackfillPolicy is marked beta; single-run backfills of date ranges are the point here.
     warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
     ROLLUP_ASSETS: list[AssetsDefinition] = [build_rollup_asset(spec) for spec in ROLLUPS]
-ROLLUP_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(rollup_group(spec.source) for spec in ROLLUPS))

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
 from dagster import ConfigurableResource
 
 from forge_assets.config import load_settings
-from forge_assets.lake import lake_path, write_parquet_atomic
+from forge_assets.lake import rollup_file, write_parquet_atomic
 
 
 class ParquetLake(ConfigurableResource):
-    """A local directory laid out with hive partitioning:
-    `rollups/<asset>/day=YYYY-MM-DD/part-0.parquet` and `archive/<source>/<table>/day=YYYY-MM-DD/<run>.parquet`."""
+    """A local directory laid out with hive partitioning (forge_assets.lake builds every path)."""
 
     root: str
 
@@ -22,11 +22,7 @@ class ParquetLake(ConfigurableResource):
         """The lake named by FORGE_LAKE_URI, else $FORGE_HOME/lake."""
         return cls(root=str(load_settings().lake_root))
 
-    def rollup_file(self, asset: str, day: str) -> Path:
-        """The one Parquet file of a rollup's day partition."""
-        return lake_path(Path(self.root), "rollups", asset, f"day={day}", "part-0.parquet")
-
-    def write_rollup(self, asset: str, day: str, table: pa.Table) -> tuple[Path, int]:
+    def write_rollup(self, rollup: str, day: date, table: pa.Table) -> tuple[Path, int]:
         """Replace a rollup's day partition atomically; return its path and size in bytes."""
-        path = self.rollup_file(asset, day)
+        path = rollup_file(Path(self.root), rollup, day)
         return path, write_parquet_atomic(table, path)

@@ -1,7 +1,6 @@
 """OpenOrchestrator RPA rollups: work-queue throughput and process log levels."""
 
-from forge_assets.assets.rollups.columns import integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -21,10 +20,7 @@ SPECS = (
             real("p95_processing_s", "95th percentile end - start seconds"),
             real("avg_wait_s", "mean start - created seconds of started elements"),
         ),
-        reconciliation=Reconciliation(
-            "elements",
-            "SELECT count(*) FROM \"Queues\" WHERE created_date >= (%(start)s AT TIME ZONE 'UTC') AND created_date < (%(end)s AT TIME ZONE 'UTC')",
-        ),
+        reconciliation=Reconciliation("elements"),
         plots={"elements": "elements", "pending": "pending"},
     ),
     RollupSpec(
@@ -39,10 +35,7 @@ SPECS = (
             integer("info", "level INFO"),
             integer("error", "level ERROR"),
         ),
-        reconciliation=Reconciliation(
-            "lines",
-            "SELECT count(*) FROM \"Logs\" WHERE log_time >= (%(start)s AT TIME ZONE 'UTC') AND log_time < (%(end)s AT TIME ZONE 'UTC')",
-        ),
+        reconciliation=Reconciliation("lines"),
         plots={"lines": "lines", "errors": "error"},
     ),
 )

@@ -36,19 +36,20 @@ from dagster import (
     sensor,
 )
 
-from forge_assets.assets.archive import archive_key, rollups_reading
 from forge_assets.assets.checks import archive_run_checks
 from forge_assets.assets.ledger import first_partition, reconcile
-from forge_assets.assets.rollups.catalog import ROLLUPS
-from forge_assets.catalog import CATALOG, TableEntry
+from forge_assets.assets.names import RUN_TAG_TABLE, archive_job_name, archive_key, rollup_key, rollups_reading
 from forge_assets.config import SOURCES
+from forge_assets.days import day_window
 from forge_assets.db import DatabaseUnavailable
-from forge_assets.instance import RUN_TAG_TABLE
-from forge_assets.jobs import archive_jobs, rollup_job
+from forge_assets.jobs.asset_jobs import archive_jobs, rollup_job
 from forge_assets.operations import Operations, load_operations
+from forge_assets.quality.compliance import compliance_query
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.catalog import CATALOG, TableEntry
 from forge_assets.retention.engine import days_holding_rows, last_overdue_day, oldest_day
 from forge_assets.retention.history import restored_days
+from forge_assets.rollups.registry import ROLLUPS
 
 # A table with more overdue days than this gets its archive runs dequeued first.
 PRIORITY_BACKLOG_DAYS = 7
@@ -85,7 +86,7 @@ class TickPlan:
 
 
 def _rollup_keys(source: str | None = None) -> list[AssetKey]:
-    return [AssetKey(spec.name) for spec in ROLLUPS if source in (None, spec.source)]
+    return [rollup_key(spec.name) for spec in ROLLUPS if source in (None, spec.source)]
 
 
 def _range_tags(first: date, last: date) -> dict[str, str]:
@@ -220,7 +221,7 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
         if backlog > PRIORITY_BACKLOG_DAYS:
             tags["dagster/priority"] = "1"
         requests.append(RunRequest(
-            job_name=f"archive_{entry.source}", asset_selection=[archive_key(entry)],
+            job_name=archive_job_name(entry.source), asset_selection=[archive_key(entry)],
             asset_check_keys=archive_run_checks(entry), run_key=run_key, tags=tags))
         for ident in idents:
             days_log.requested(ident, run_key)
@@ -245,7 +246,7 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, ops
     for ident in cursor.get("days", {}):
         recorded[ident.split("|")[0]] = recorded.get(ident.split("|")[0], 0) + 1
     hold = timedelta(days=ops.restore_hold_days)
-    for source in SOURCES:
+    for source in (s for s in SOURCES if postgres.serves(s)):
         try:
             with postgres.read(source) as conn:
                 for entry in (e for e in CATALOG if e.source == source):
@@ -257,6 +258,22 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, ops
         except DatabaseUnavailable as exc:
             unreachable.append(str(exc))
     return states, unreachable
+
+
+def purge_plan(postgres: PostgresResource, states: Iterable[TableState], now: datetime) -> list[str]:
+    """What the sensor would archive on the sources whose purging is off (FORGE_PURGE): per table, its overdue
+    rows, their oldest time and the first due days. It requests nothing for them."""
+    lines = []
+    for state in states:
+        if not state.due:
+            continue
+        entry, last = state.entry, last_overdue_day(state.entry, now)
+        with postgres.read(entry.source) as conn:
+            rows, oldest = conn.execute(compliance_query(entry, day_window(last, last)[1])).fetchone()
+        lines.append(f"plan only (purging is off for {entry.source}: FORGE_PURGE): {entry.key} would archive "
+                     f"{rows:,} rows up to {last}, oldest {oldest}, first days "
+                     f"{', '.join(str(d) for d in state.due[:3])}")
+    return lines
 
 
 def _partition_days(run) -> list[date]:
@@ -314,7 +331,7 @@ def build_retention_sensor(clock: Callable[[], datetime] = lambda: datetime.now(
         now = clock()
         in_flight, rollups_in_flight = runs_in_flight(context.instance)
         reconciled = 0
-        for source in SOURCES:
+        for source in (s for s in SOURCES if postgres.serves(s)):
             try:
                 with postgres.read(source) as conn:
                     entries = [e for e in CATALOG if e.source == source
@@ -327,6 +344,10 @@ def build_retention_sensor(clock: Callable[[], datetime] = lambda: datetime.now(
         states, unreachable = table_states(postgres, cursor, now, ops)
         for message in unreachable:
             context.log.error(message)
+        planned = purge_plan(postgres, [s for s in states if not postgres.purges(s.entry.source)], now)
+        states = [s for s in states if postgres.purges(s.entry.source)]
+        for line in planned:
+            context.log.info(line)
         materialized = {k: context.instance.get_materialized_partitions(k) for k in _rollup_keys()}
         plan = plan_tick(states, materialized, cursor, now, in_flight=in_flight, rollups_in_flight=rollups_in_flight,
                          outcomes=run_outcomes(context.instance, cursor), ops=ops)
@@ -337,7 +358,7 @@ def build_retention_sensor(clock: Callable[[], datetime] = lambda: datetime.now(
         if plan.requests:
             return SensorResult(run_requests=plan.requests, cursor=json.dumps(plan.cursor, sort_keys=True))
         context.update_cursor(json.dumps(plan.cursor, sort_keys=True))
-        reasons = unreachable + plan.waiting[:5]
+        reasons = unreachable + planned + plan.waiting[:5]
         return SkipReason("; ".join(reasons) if reasons else
                           f"nothing overdue: {len(states)} tables checked, none holds a day older than its keep_days")
 

@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forge_assets.assets.rollups.spec import RollupSpec
-from forge_assets.catalog import CATALOG
 from forge_assets.days import day_window
-from forge_assets.lake import lake_path
+from forge_assets.lake import rollup_file
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
+from forge_assets.retention.catalog import CATALOG
+from forge_assets.rollups.spec import RollupSpec
 
 ENGINE = "sql+parquet"
 _TOLERANCE = 1e-9
@@ -27,10 +27,6 @@ def window_days(window: Window) -> list[date]:
     """The UTC days a window covers."""
     first, last = window.start.date(), (window.end - timedelta(microseconds=1)).date()
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def rollup_file(lake_root: Path, spec: RollupSpec, day: date) -> Path:
-    return lake_path(Path(lake_root), "rollups", spec.name, f"day={day.isoformat()}", "part-0.parquet")
 
 
 def archived_days(conn: psycopg.Connection, spec: RollupSpec, days: list[date]) -> set[date]:
@@ -47,7 +43,7 @@ def reconciliation(conn: psycopg.Connection, spec: RollupSpec, lake_root: Path, 
     """For each day of the window with a rollup file and its source rows still in PostgreSQL: the sum of the
     spec's reconciliation column equals the source count. Failing count: days that differ."""
     check, column = "reconciliation", spec.reconciliation.column
-    text = spec.reconciliation.source_count
+    text = spec.reconciliation_query
     started = time.perf_counter()
     days = window_days(window)
     try:
@@ -55,7 +51,7 @@ def reconciliation(conn: psycopg.Connection, spec: RollupSpec, lake_root: Path, 
             skipped = archived_days(conn, spec, days)
             mismatches, missing, checked = [], [], 0
             for day in days:
-                path = rollup_file(lake_root, spec, day)
+                path = rollup_file(Path(lake_root), spec.name, day)
                 if day in skipped:
                     continue
                 if not path.is_file():
@@ -112,7 +108,7 @@ def _insane_rows(spec: RollupSpec, lake_root: Path, window: Window, triples: lis
     failing = rows = 0
     samples: list[str] = []
     for day in window_days(window):
-        path = rollup_file(lake_root, spec, day)
+        path = rollup_file(Path(lake_root), spec.name, day)
         if not path.is_file():
             continue
         table = pq.read_table(path)

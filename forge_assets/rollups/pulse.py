@@ -1,7 +1,6 @@
 """OpsConductor-Pulse IoT rollups: device telemetry by the hour, fleet alerts by day."""
 
-from forge_assets.assets.rollups.columns import hour, integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -21,10 +20,7 @@ SPECS = (
             real("max_value", "maximum"),
             real("p95_value", "95th percentile"),
         ),
-        reconciliation=Reconciliation(
-            "samples",
-            "SELECT count(*) FROM telemetry t, jsonb_each(t.metrics) m WHERE jsonb_typeof(m.value) = 'number' AND t.time >= %(start)s AND t.time < %(end)s",
-        ),
+        reconciliation=Reconciliation("samples"),
         plots={"samples": "samples"},
     ),
     RollupSpec(
@@ -42,10 +38,7 @@ SPECS = (
             real("avg_seconds_to_close", "mean seconds from open to close"),
             real("max_seconds_to_close", "longest seconds from open to close"),
         ),
-        reconciliation=Reconciliation(
-            "alerts",
-            "SELECT count(*) FROM fleet_alert WHERE created_at >= %(start)s AND created_at < %(end)s",
-        ),
+        reconciliation=Reconciliation("alerts"),
         plots={"alerts": "alerts"},
     ),
 )

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forge_assets.catalog import TableEntry
-from forge_assets.lake import LakePathError, lake_path
+from forge_assets.lake import LakePathError, ledgered_file
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
+from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.stream import reread
 
 ENGINE = "parquet"
@@ -28,7 +28,7 @@ LEDGER_QUERY = (
 
 def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, checksum: str | None) -> str | None:
     try:
-        path = lake_path(root, *relative.split("/"))
+        path = ledgered_file(root, relative)
     except LakePathError as exc:
         return f"{relative}: {exc}"
     if not path.is_file():
@@ -43,7 +43,7 @@ def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, check
 
 def _shared_keys(root: Path, entry: TableEntry, day: date, paths: list[str]) -> tuple[int, list[str]]:
     """Keys held by more than one file of the day: how many rows repeat, and a few of the keys."""
-    tables = [pq.read_table(lake_path(root, *p.split("/")), columns=list(entry.key_columns)) for p in paths]
+    tables = [pq.read_table(ledgered_file(root, p), columns=list(entry.key_columns)) for p in paths]
     keys = pa.concat_tables(tables, promote_options="permissive")
     counts = keys.group_by(list(entry.key_columns)).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts["count_all"], 1))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import psycopg
+from psycopg import sql
 
 from forge_assets.config import check_source
 
@@ -135,6 +136,13 @@ CATALOG: tuple[TableEntry, ...] = (
     _entry("openorchestrator", "Queues", "created_date", 90, slice_column="status",
            slice_values=("DONE", "FAILED", "ABANDONED"), name="Queues_finished", naive_utc=True),
 )
+
+
+def slice_filter(entry: TableEntry) -> sql.Composable:
+    """The SQL predicate selecting the entry's slice of its table (`true` for a whole-table entry)."""
+    if not entry.slice_column:
+        return sql.SQL("true")
+    return sql.SQL("{}::text = ANY({})").format(sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
 
 
 def entries(source: str | None = None, name: str | None = None) -> list[TableEntry]:

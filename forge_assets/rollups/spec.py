@@ -29,13 +29,34 @@ class Column:
     description: str
 
 
+# Short constructors for column declarations.
+
+def text(name: str, description: str) -> Column:
+    return Column(name, pa.string(), description)
+
+
+def integer(name: str, description: str) -> Column:
+    return Column(name, pa.int64(), description)
+
+
+def real(name: str, description: str) -> Column:
+    return Column(name, pa.float64(), description)
+
+
+def flag(name: str, description: str) -> Column:
+    return Column(name, pa.bool_(), description)
+
+
+def hour(description: str = "start of the UTC hour") -> Column:
+    return Column("hour", UTC_TS, description)
+
+
 @dataclass(frozen=True)
 class Reconciliation:
-    """How a rollup's total is checked against its source: the sum of `column` over a window equals
-    what `source_count` (a query taking %(start)s and %(end)s) counts directly in the source."""
+    """How a rollup's total is checked against its source: the sum of `column` over a day equals what the
+    spec's reconciliation query (`sql/rollups/<name>.reconciliation.sql`) counts directly in the source."""
 
     column: str
-    source_count: str
 
 
 @dataclass(frozen=True)
@@ -61,8 +82,13 @@ class RollupSpec:
 
     @property
     def query(self) -> str:
-        """The SQL text of this rollup."""
+        """The SQL text of this rollup: `sql/rollups/<name>.sql`."""
         return (sql_root() / "rollups" / f"{self.name}.sql").read_text(encoding="utf-8")
+
+    @property
+    def reconciliation_query(self) -> str:
+        """The source count its reconciliation column must sum to: `sql/rollups/<name>.reconciliation.sql`."""
+        return (sql_root() / "rollups" / f"{self.name}.reconciliation.sql").read_text(encoding="utf-8")
 
 
 def compute_rollup(conn: psycopg.Connection, spec: RollupSpec, first_day: date, last_day: date) -> dict[date, pa.Table]:

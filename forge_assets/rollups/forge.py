@@ -1,7 +1,6 @@
 """Forge automation controller rollups: the seed's diagnostic queries, kept as daily history."""
 
-from forge_assets.assets.rollups.columns import flag, integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, flag, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -29,10 +28,7 @@ SPECS = (
             real("max_elapsed_s", "longest elapsed seconds"),
             real("total_job_seconds", "sum of elapsed seconds"),
         ),
-        reconciliation=Reconciliation(
-            "runs",
-            "SELECT count(*) FROM main_job WHERE created >= %(start)s AND created < %(end)s",
-        ),
+        reconciliation=Reconciliation("runs"),
         plots={"runs": "runs", "failed_runs": "runs_failed", "job_seconds": "total_job_seconds"},
     ),
     RollupSpec(
@@ -46,10 +42,7 @@ SPECS = (
             integer("jobs", "jobs created this day"),
             integer("finished_jobs", "of which have finished"),
         ),
-        reconciliation=Reconciliation(
-            "jobs",
-            "SELECT count(*) FROM main_job WHERE created >= %(start)s AND created < %(end)s",
-        ),
+        reconciliation=Reconciliation("jobs"),
         plots={"jobs": "jobs"},
     ),
     RollupSpec(
@@ -71,10 +64,7 @@ SPECS = (
             integer("consecutive_failing_days", "days in a row ending this day with a failed run (0: not failing "
                     "this day; looks back at most 90 days)"),
         ),
-        reconciliation=Reconciliation(
-            "failed_runs",
-            "SELECT count(*) FROM main_jobhostsummary s JOIN main_job j ON j.id = s.job_id WHERE s.failures > 0 AND s.host_id IS NOT NULL AND j.created >= %(start)s AND j.created < %(end)s",
-        ),
+        reconciliation=Reconciliation("failed_runs"),
         plots={"failed_runs": "failed_runs"},
     ),
     RollupSpec(
@@ -105,10 +95,7 @@ SPECS = (
             real("concurrency_utilization", "peak_concurrent_jobs / tenant_max_concurrent_jobs"),
             real("host_utilization", "distinct_hosts / tenant_max_hosts"),
         ),
-        reconciliation=Reconciliation(
-            "launches",
-            "SELECT count(*) FROM main_job WHERE organization_id IS NOT NULL AND created >= %(start)s AND created < %(end)s",
-        ),
+        reconciliation=Reconciliation("launches"),
         plots={"launches": "launches", "blocked_launches": "quota_blocked_daily_launches"},
     ),
 )

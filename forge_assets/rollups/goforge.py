@@ -1,7 +1,6 @@
 """GoForge PaaS rollups: deployment outcomes and durations, container resource use by the hour."""
 
-from forge_assets.assets.rollups.columns import hour, integer, real, text
-from forge_assets.assets.rollups.spec import Reconciliation, RollupSpec
+from forge_assets.rollups.spec import Reconciliation, RollupSpec, hour, integer, real, text
 
 SPECS = (
     RollupSpec(
@@ -33,10 +32,7 @@ SPECS = (
             real("p95_total_s", "95th percentile start-to-finish seconds"),
             real("max_total_s", "longest start-to-finish seconds"),
         ),
-        reconciliation=Reconciliation(
-            "deployments",
-            "SELECT count(*) FROM deployments WHERE created_at >= %(start)s AND created_at < %(end)s",
-        ),
+        reconciliation=Reconciliation("deployments"),
         plots={"deployments": "deployments", "failed": "status_failed"},
     ),
     RollupSpec(
@@ -63,10 +59,7 @@ SPECS = (
             integer("block_read_bytes", "bytes read from block devices in the hour"),
             integer("block_write_bytes", "bytes written to block devices in the hour"),
         ),
-        reconciliation=Reconciliation(
-            "samples",
-            "SELECT count(*) FROM container_metrics WHERE timestamp >= %(start)s AND timestamp < %(end)s",
-        ),
+        reconciliation=Reconciliation("samples"),
         plots={"samples": "samples", "network_rx_bytes": "network_rx_bytes"},
     ),
 )

@@ -9,8 +9,9 @@ from dagster import (
     run_failure_sensor,
 )
 
-from forge_assets.db import redact
-from forge_assets.jobs import archive_jobs, rollup_job
+from forge_assets.assets.names import RUN_TAG_TABLE
+from forge_assets.conninfo import redact
+from forge_assets.jobs.asset_jobs import archive_jobs, rollup_job
 from forge_assets.resources.alerts import FailureAlerts
 
 MAX_ERROR_CHARS = 2000
@@ -27,7 +28,7 @@ def describe_failure(context: RunFailureSensorContext) -> dict:
         "run_id": run.run_id,
         "job": run.job_name,
         "partition": run.tags.get("dagster/partition"),
-        "table": run.tags.get("forge/table"),
+        "table": run.tags.get(RUN_TAG_TABLE),
         "run_key": run.tags.get("dagster/run_key"),
         "assets": sorted(key.to_user_string() for key in run.asset_selection or ()),
         "error": redact(run_message)[:MAX_ERROR_CHARS],

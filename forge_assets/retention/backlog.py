@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from forge_assets.catalog import TableEntry, entries, validate
 from forge_assets.config import Settings
 from forge_assets.db import source_connection
+from forge_assets.retention.catalog import TableEntry, entries, validate
 from forge_assets.retention.engine import (
     DayResult,
     NotOverdue,
@@ -48,8 +48,10 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
     yet (rows still referenced, or not overdue when a whole source is asked for) is reported as deferred.
     """
     selected = entries(source, table)
+    if not dry_run:
+        settings.require_purge(source)
     reports = []
-    with source_connection(settings, source) as conn:
+    with source_connection(settings, source, "reader" if dry_run else "retention") as conn:
         validate(conn, selected)
         conn.rollback()
         for entry in selected:
@@ -69,3 +71,16 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
                     report.deferred.append(str(exc))
             reports.append(report)
     return reports
+
+
+def print_archive_reports(reports: list[EntryReport], dry_run: bool = False) -> None:
+    """One line per entry: days, rows, bytes (in PostgreSQL for a dry run), files, and deferred days."""
+    verb = "would move" if dry_run else "moved"
+    for report in reports:
+        days = sum(1 for r in report.results if r.rows)
+        line = f"{report.entry.key:45s} {verb} {report.rows:>10,} rows {report.bytes:>13,} bytes in {days:>3} days"
+        if not dry_run:
+            line += f", {report.files} files"
+        print(line)
+        for reason in report.deferred:
+            print(f"    deferred: {reason}")

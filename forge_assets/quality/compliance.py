@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from forge_assets.catalog import TableEntry
 from forge_assets.days import day_window
 from forge_assets.quality.outcome import Outcome, broken
-from forge_assets.quality.plain import table_rows
+from forge_assets.quality.sql_evaluator import table_rows
+from forge_assets.retention.catalog import TableEntry, slice_filter
 from forge_assets.retention.engine import last_overdue_day
 from forge_assets.retention.history import archived_since, backlog
 
@@ -31,17 +31,11 @@ def compliance_cutoff(entry: TableEntry, now: datetime, grace_days: int = GRACE_
     return day_window(last_allowed_overdue, last_allowed_overdue)[1]
 
 
-def _slice(entry: TableEntry) -> sql.Composable:
-    if not entry.slice_column:
-        return sql.SQL("true")
-    return sql.SQL("{}::text = ANY({})").format(sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
-
-
 def compliance_query(entry: TableEntry, cutoff: datetime) -> sql.Composed:
     """Count and oldest time of the rows older than `cutoff` (an indexed range on the time column)."""
     bound = sql.Literal(cutoff.replace(tzinfo=None) if entry.naive_utc else cutoff)
     return sql.SQL("SELECT count(*), min({c}) FROM {t} WHERE {c} < {b} AND {s}").format(
-        c=sql.Identifier(entry.time_column), t=sql.Identifier(entry.table), b=bound, s=_slice(entry))
+        c=sql.Identifier(entry.time_column), t=sql.Identifier(entry.table), b=bound, s=slice_filter(entry))
 
 
 def retention_compliance(conn: psycopg.Connection, entry: TableEntry, now: datetime,
