@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import time
 from datetime import date, datetime, timezone
@@ -180,6 +181,10 @@ def _archive(settings: Settings, args) -> int:
     reports = archive_source(settings, args.source, datetime.now(timezone.utc), args.table, args.day, args.until,
                              args.dry_run, args.wait)
     print_archive_reports(reports, args.dry_run)
+    if not args.dry_run:
+        from forge_assets.assets.ledger import report_to_dagster
+
+        report_to_dagster(settings, reports, "cli")
     return 1 if any(r.deferred for r in reports) and args.table else 0
 
 
@@ -189,6 +194,9 @@ def _restore(settings: Settings, args) -> None:
         check_restore(conn, entry)
         inserted = restore_day(conn, entry, args.day, settings.lake_root)
     print(f"{entry.key} {args.day}: {inserted:,} rows restored (rows already present were skipped)")
+    from forge_assets.assets.ledger import report_restore
+
+    report_restore(settings, entry, args.day, inserted)
 
 
 def _demo(settings: Settings, args) -> None:
@@ -205,6 +213,11 @@ def _dev(settings: Settings, args) -> None:
     env = dagster_environment(settings)
     print(f"Dagster home: {env['DAGSTER_HOME']}")
     dagster = str(Path(sys.executable).with_name("dagster"))
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and `dagster dev`
+    # maps SIGTERM to SIGINT's handler: both would be ignored and only SIGKILL would stop it. Default
+    # dispositions survive exec, so Python installs its KeyboardInterrupt handler and a stop is clean.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.execvpe(dagster, [dagster, "dev", "-m", "forge_assets.definitions", *args.dagster_args], env)
 
 

@@ -20,6 +20,8 @@ ROLES: tuple[str, ...] = ("reader", "retention", "owner")
 owner (restore, partition DDL, forge_assets' own schema)."""
 
 DEFAULT_START_DATE = "2025-01-01"
+# Written by `forge-assets demo` (its first seeded day); read when FORGE_START_DATE is not set.
+START_DATE_FILE = "start_date"
 _URL_SCHEMES = ("postgresql", "postgres")
 _DB_PREFIX_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,30}")
 _ROLE_SUFFIX = {"reader": "URL", "retention": "RETENTION_URL", "owner": "OWNER_URL"}
@@ -171,12 +173,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"FORGE_DB_PREFIX must be lower-case letters, digits and underscores, at most 31 characters (got {prefix!r})"
         )
 
-    start_date = env.get("FORGE_START_DATE") or DEFAULT_START_DATE
+    start_date, origin = env.get("FORGE_START_DATE"), "FORGE_START_DATE"
+    if not start_date and (home / START_DATE_FILE).is_file():
+        start_date, origin = (home / START_DATE_FILE).read_text().strip(), str(home / START_DATE_FILE)
+    start_date = start_date or DEFAULT_START_DATE
     try:
         if date.fromisoformat(start_date) > date.today() or len(start_date) != 10:
             raise ValueError
     except ValueError:
-        raise ConfigError(f"FORGE_START_DATE must be a past date as YYYY-MM-DD (got {start_date!r})") from None
+        raise ConfigError(f"{origin} must be a past date as YYYY-MM-DD (got {start_date!r})") from None
 
     return Settings(
         home=home, lake_root=lake_root, server_url=server_url, source_urls=logins["reader"], database_prefix=prefix,

@@ -11,6 +11,7 @@ from forge_assets.assets.rollups import ROLLUP_ASSETS
 from forge_assets.assets.sources import SOURCE_TABLES
 from forge_assets.config import SOURCES, load_settings
 from forge_assets.jobs.asset_jobs import archive_jobs, quality_job, rollup_job
+from forge_assets.jobs.housekeeping import prune_job, prune_schedule
 from forge_assets.jobs.schedules import checks_schedule, rollup_schedule
 from forge_assets.resources.alerts import FailureAlerts
 from forge_assets.resources.parquet_lake import ParquetLake
@@ -26,8 +27,9 @@ def build_definitions(resources: Mapping[str, object], sources: Iterable[str] = 
     return Definitions(
         assets=[a for a in (*SOURCE_TABLES, *ROLLUP_ASSETS, *ARCHIVE_ASSETS) if source_of(a.key) in wanted],
         asset_checks=[c for c in QUALITY_CHECKS if {source_of(s.asset_key) for s in c.check_specs} <= wanted],
-        jobs=[rollup_job, *(j for s, j in zip(SOURCES, archive_jobs, strict=True) if s in wanted), quality_job],
-        schedules=[rollup_schedule, checks_schedule],
+        jobs=[rollup_job, *(j for s, j in zip(SOURCES, archive_jobs, strict=True) if s in wanted), quality_job,
+              prune_job],
+        schedules=[rollup_schedule, checks_schedule, prune_schedule],
         sensors=[retention_sensor, cleanup_failure_sensor],
         resources=resources,
     )

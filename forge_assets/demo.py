@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
 
-from forge_assets.config import SOURCES, Settings
+from forge_assets.config import SOURCES, START_DATE_FILE, Settings
 from forge_assets.conninfo import describe
 from forge_assets.db import server_conninfo, source_connection
 from forge_assets.instance import dagster_environment
@@ -44,6 +44,7 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
     for source in (s for s in SOURCES if s not in empty):
         print(f"{source:17s} already seeded (forge-assets seed --reset regenerates it)")
     print(f"seeded in {time.perf_counter() - started:.1f} s")
+    _first_partition(settings, plan, reseeded=bool(empty))
 
     first_day = plan.first_day.date()
     last_day = plan.anchor.date() - timedelta(days=1)  # daily partitions hold complete UTC days only
@@ -56,8 +57,12 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
 
     started = _step("retention: archive to Parquet and purge every overdue day of every catalog table")
     now = datetime.now(timezone.utc)
+    from forge_assets.assets.ledger import report_to_dagster  # imports the partitions: after the first day is set
+
     for source in SOURCES:
-        print_archive_reports(archive_source(settings, source, now))
+        reports = archive_source(settings, source, now)
+        print_archive_reports(reports)
+        report_to_dagster(settings, reports, "demo")
     print(f"retention done in {time.perf_counter() - started:.1f} s; ledger: forge_retention.archive_ledger")
 
     started = _step(f"data-quality checks: every check over {first_day} .. {last_day} in one run")
@@ -91,6 +96,19 @@ def _write_lake_database(settings: Settings) -> None:
         print(report.unread_line())
     print(f"{report.path}: {len(report.views)} views, question macros {', '.join(report.macros)}; "
           f"open it with `duckdb -readonly {report.path}`")
+
+
+def _first_partition(settings: Settings, plan: SeedPlan, reseeded: bool) -> None:
+    """Partitions start on the first seeded day: write it where `load_settings` (and so `make dev`) reads it,
+    unless FORGE_START_DATE says otherwise. Data seeded earlier keeps the day written then."""
+    path = settings.home / START_DATE_FILE
+    if os.environ.get("FORGE_START_DATE"):
+        print(f"partitions start on FORGE_START_DATE={os.environ['FORGE_START_DATE']}")
+        return
+    if reseeded or not path.exists():
+        path.write_text(f"{plan.first_day.date().isoformat()}\n")
+    os.environ["FORGE_START_DATE"] = path.read_text().strip()
+    print(f"partitions start on {os.environ['FORGE_START_DATE']}, the first seeded day ({path})")
 
 
 def _holds_data(settings: Settings, source: str) -> bool:

@@ -27,6 +27,9 @@ RUN_QUEUE = {
 # Every pool (`<source>_purge`, `<source>_postgres`) admits one step at a time: one purge per source database.
 POOLS = {"default_limit": 1}
 RUN_RETRIES = {"enabled": True, "max_retries": 2}
+# Sensor and schedule ticks, purged by the daemon (runs and event logs: the prune_dagster_storage job).
+TICK_RETENTION = {"schedule": {"purge_after_days": 30},
+                  "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 30}}}
 # A run whose worker died (kill -9, a lost pod) is marked failed instead of staying STARTED.
 RUN_MONITORING = {"enabled": True, "start_timeout_seconds": 300, "max_resume_run_attempts": 0}
 
@@ -38,6 +41,7 @@ def instance_config(storage_env: str = "DAGSTER_PG_URL") -> dict:
         "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
         "concurrency": {"runs": RUN_QUEUE, "pools": POOLS},
         "run_retries": RUN_RETRIES,
+        "retention": TICK_RETENTION,
         "run_monitoring": RUN_MONITORING,
         "telemetry": {"enabled": False},
     }

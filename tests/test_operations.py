@@ -25,6 +25,7 @@ from forge_assets.assets.names import archive_key
 from forge_assets.db import connect, drop_source_databases, source_conninfo
 from forge_assets.definitions import build_definitions, defs
 from forge_assets.instance import instance_config, storage_url
+from forge_assets.operations import Operations
 from forge_assets.resources.alerts import FailureAlerts
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
@@ -77,8 +78,9 @@ def _execute(instance, target, request: RunRequest):
     if request.asset_check_keys is not None:
         job = job.get_subset(asset_selection=set(request.asset_selection),
                              asset_check_selection=set(request.asset_check_keys))
+    tags = {**request.tags, **({"dagster/run_key": request.run_key} if request.run_key else {})}
     return job.execute_in_process(instance=instance, partition_key=request.partition_key,
-                                  asset_selection=request.asset_selection, tags=request.tags,
+                                  asset_selection=request.asset_selection, tags=tags,
                                   raise_on_error=False)
 
 
@@ -98,7 +100,7 @@ def test_production_instance_matches_local_limits(tmp_path):
 
     production = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     local = instance_config()
-    for section in ("run_coordinator", "concurrency", "run_retries", "run_monitoring", "storage"):
+    for section in ("run_coordinator", "concurrency", "run_retries", "retention", "run_monitoring", "storage"):
         assert production[section] == local[section], section
     (tmp_path / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     config, _ = dagster_instance_config(str(tmp_path))
@@ -126,7 +128,7 @@ def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(recent,
     """Ticks until the sensor has nothing left to do, running what each tick requests: every run key is new,
     every archived day is past its keep_days and holds rows, rollups run before their tables' purge, and afterwards no
     table holds a day older than its keep_days while the 30- to 365-day tables were never touched."""
-    sensor = build_retention_sensor(clock=lambda: NOW, max_runs=6)
+    sensor = build_retention_sensor(clock=lambda: NOW, ops=Operations(sensor_max_runs=6))
     cursor, seen, archived = None, [], []
     before = {}
     for entry in CATALOG:
@@ -143,15 +145,15 @@ def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(recent,
             seen.append(request.run_key)
             if request.job_name.startswith("archive_"):
                 entry = next(e for e in CATALOG if request.run_key.startswith(f"{e.key}:"))
-                day = datetime.fromisoformat(request.partition_key).date()
+                day = datetime.fromisoformat(request.tags["dagster/asset_partition_range_end"]).date()
                 assert day <= last_overdue_day(entry, NOW), request.run_key
                 assert request.tags["forge/table"] == entry.key
                 archived.append(entry.key)
             run = _execute(instance, recent, request)
             assert run.success, request.run_key
-            if request.job_name.startswith("archive_"):  # only days that hold rows are requested
-                (event,) = run.get_asset_materialization_events()
-                assert event.materialization.metadata["rows"].value > 0, request.run_key
+            if request.job_name.startswith("archive_"):  # only ranges that hold rows are requested
+                events = run.get_asset_materialization_events()
+                assert events and sum(e.materialization.metadata["rows"].value for e in events) > 0, request.run_key
     else:
         pytest.fail("the sensor still requested runs after 12 ticks")
 
@@ -177,9 +179,10 @@ def test_retention_sensor_waits_while_tables_that_go_first_hold_the_day():
     days = tuple(old + timedelta(days=i) for i in range(10))
     states = [TableState(job, old, days), TableState(summaries, days[3], days[3:])]
     materialized = {AssetKey(spec.name): {d.isoformat() for d in days} for spec in ROLLUPS}
-    plan = plan_tick(states, materialized, {}, max_runs=50)
-    requested = sorted(r.partition_key for r in plan.requests if r.tags.get("forge/table") == job.key)
-    assert requested == [d.isoformat() for d in days[:3]]
+    plan = plan_tick(states, materialized, {}, NOW, ops=Operations(sensor_max_runs=50))
+    (request,) = [r for r in plan.requests if r.tags.get("forge/table") == job.key]
+    assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]) == (
+        days[0].isoformat(), days[2].isoformat())
 
 
 def test_failure_sensor_records_the_failed_cleanup_run(recent, instance, tmp_path):

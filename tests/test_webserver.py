@@ -81,6 +81,6 @@ def test_graphql_lists_assets_schedules_and_sensors(webserver):
     assert {node["assetKey"]["path"][-1] for node in repository["assetNodes"] if node["hasAssetChecks"]} >= {
         "main_jobevent", "job_duration_by_template", "sessions"}
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
-    assert schedules == {"rollups_daily": "RUNNING", "checks_daily": "RUNNING"}
+    assert schedules == {"rollups_daily": "RUNNING", "checks_daily": "RUNNING", "prune_dagster_storage_daily": "RUNNING"}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert sensors == {"retention_sensor": "RUNNING", "cleanup_failure_sensor": "RUNNING"}

@@ -1,17 +1,26 @@
-"""Archive assets: one daily-partitioned asset per catalog entry, a thin layer over the retention engine."""
+"""Archive assets: one daily-partitioned asset per catalog entry, a thin layer over the retention engine.
 
-from datetime import date, datetime, timezone
+A run covers one day or a range of days (a backfill, or the sensor catching up): each day is archived in its
+own transaction with its own ledger rows and becomes its own materialized partition with its own metadata.
+The first partition also archives the overdue days older than it (there are no partitions for them).
+"""
+
+import warnings
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
+    AssetMaterialization,
     AssetsDefinition,
+    BackfillPolicy,
+    BetaWarning,
     Failure,
     MaterializeResult,
-    MetadataValue,
     asset,
 )
 
+from forge_assets.assets.ledger import day_metadata, first_partition
 from forge_assets.assets.names import (
     RUN_TAG_TABLE,
     archive_entry_key,
@@ -22,11 +31,15 @@ from forge_assets.assets.names import (
     source_table_key,
 )
 from forge_assets.assets.partitions import DAILY
+from forge_assets.operations import load_operations
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
 from forge_assets.retention.catalog import CATALOG, TableEntry
-from forge_assets.retention.engine import NotOverdue, RetentionError, archive_day
+from forge_assets.retention.engine import DayResult, NotOverdue, RetentionError, archive_day, days_holding_rows
 from forge_assets.retention.preflight import PreflightError
+
+# Days of one table a backfill run covers (each still its own transaction, ledger entry and partition).
+DAYS_PER_RUN = load_operations().archive_days_per_run
 
 
 def _describe(entry: TableEntry) -> str:
@@ -47,6 +60,7 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
         kinds={"postgres", "parquet"} if entry.archives else {"postgres"},
         description=_describe(entry),
         partitions_def=DAILY,
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN),
         deps=[source_table_key(entry.source, entry.table), *upstream,
               *(archive_entry_key(entry.source, name) for name in entry.after)],
         pool=purge_pool(entry.source),
@@ -55,33 +69,55 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
                   "sensitive_columns_never_archived": ", ".join(entry.sensitive_columns) or "none"},
     )
     def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
-        day = date.fromisoformat(context.partition_key)
+        keys = list(context.partition_keys)
         if not postgres.purges(entry.source):
-            raise Failure(f"{entry.key} {day}: purging is off for {entry.source} (FORGE_PURGE does not name it); "
-                          "nothing was archived or deleted")
-        missing = [k.to_user_string() for k in upstream
-                   if context.partition_key not in context.instance.get_materialized_partitions(k)]
+            raise Failure(f"{entry.key} {keys[0]}..{keys[-1]}: purging is off for {entry.source} (FORGE_PURGE does "
+                          "not name it); nothing was archived or deleted")
+        done: list[tuple[str, DayResult]] = []
+        try:
+            with postgres.write(entry.source) as conn:
+                for key in keys:
+                    result = _archive_partition(context, conn, key, Path(lake.root))
+                    done.append((key, result))
+                    context.log.info(f"{entry.key} {key}: {result.rows} rows, {result.bytes} bytes "
+                                     f"in {result.seconds:.2f} s")
+        except (NotOverdue, RetentionError, PreflightError, Failure) as exc:
+            for key, result in done:  # what was archived stays archived, and is shown
+                context.log_event(AssetMaterialization(asset_key=archive_key(entry), partition=key,
+                                                       metadata=day_metadata(result, "run")))
+            message = exc.description if isinstance(exc, Failure) else str(exc)
+            raise Failure(f"{message} ({len(done)} of {len(keys)} days archived before)") from None
+        for key, result in done:
+            context.add_asset_metadata(day_metadata(result, "run"), partition_key=key)
+        return MaterializeResult()
+
+    def _archive_partition(context: AssetExecutionContext, conn, key: str, lake_root: Path) -> DayResult:
+        day = date.fromisoformat(key)
+        missing = [k.to_user_string() for k in upstream if key not in context.instance.get_materialized_partitions(k)]
         if missing:
             raise Failure(f"{entry.key} {day}: rollups {', '.join(missing)} are not materialized for this day; "
                           "nothing was purged (materialize them first)")
-        try:
-            with postgres.write(entry.source) as conn:
-                result = archive_day(conn, entry, day, Path(lake.root), datetime.now(timezone.utc),
-                                     run_id=context.run.run_id, wait=True)
-        except (NotOverdue, RetentionError, PreflightError) as exc:
-            raise Failure(str(exc)) from None
-        context.log.info(f"{entry.key} {day}: {result.rows} rows, {result.bytes} bytes in {result.seconds:.2f} s")
-        return MaterializeResult(metadata={
-            "rows": result.rows,
-            "bytes": result.bytes,
-            "files": len(result.files),
-            "partitions_dropped": len(result.partitions_dropped),
-            "seconds": round(result.seconds, 3),
-            "rows_per_second": round(result.rows_per_second),
-            "paths": MetadataValue.json(result.files),
-        })
+        now = datetime.now(timezone.utc)
+        results = []
+        if day == first_partition():  # the days before the first partition have no partition of their own
+            older = days_holding_rows(conn, entry, date(1900, 1, 1), day - timedelta(days=1), 100_000)
+            results = [archive_day(conn, entry, d, lake_root, now, run_id=context.run.run_id, wait=True) for d in older]
+        results.append(archive_day(conn, entry, day, lake_root, now, run_id=context.run.run_id, wait=True))
+        return _combined(day, results)
 
     return archive
 
 
-ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in CATALOG]
+def _combined(day: date, results: list[DayResult]) -> DayResult:
+    """One partition's result from its day and, for the first partition, the older days archived with it."""
+    if len(results) == 1:
+        return results[0]
+    return DayResult(results[-1].entry, day, rows=sum(r.rows for r in results), bytes=sum(r.bytes for r in results),
+                     files=[f for r in results for f in r.files],
+                     partitions_dropped=[p for r in results for p in r.partitions_dropped],
+                     seconds=sum(r.seconds for r in results))
+
+
+with warnings.catch_warnings():  # backfill_policy is a beta parameter
+    warnings.simplefilter("ignore", BetaWarning)
+    ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in CATALOG]

@@ -61,8 +61,22 @@ def _result(key: AssetKey, outcome: Outcome, blocking: bool, window: Window | No
     metadata["sample_values"] = MetadataValue.json(metadata["sample_values"])
     if window is not None:
         metadata["window"] = window.describe()
+    stuck = outcome.details.get("state") == "stuck"  # retention compliance: overdue and no progress for a day
     return AssetCheckResult(asset_key=key, check_name=outcome.check, passed=outcome.passed, metadata=metadata,
-                            severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN)
+                            severity=AssetCheckSeverity.ERROR if blocking or stuck else AssetCheckSeverity.WARN,
+                            description=_summary(outcome))
+
+
+def _summary(outcome: Outcome) -> str | None:
+    """What a person reads first on a retention compliance result: the backlog and whether it drains."""
+    details = outcome.details
+    if "state" not in details:
+        return None
+    text = (f"{details['state']}: backlog {details['backlog_days']} days, {details['backlog_rows']:,} rows, oldest "
+            f"{details['backlog_oldest_day']}; {details['archived_rows_last_24h']:,} rows archived in the last 24 h")
+    if "expected_hours_to_clear" in details:
+        text += f"; expected to clear in about {details['expected_hours_to_clear']} h"
+    return text
 
 
 def _emit(key: AssetKey, outcomes: list[Outcome], blocking: dict[str, bool],

@@ -1,4 +1,6 @@
-"""Retention compliance: no row of a catalog table older than its keep_days plus a grace period."""
+"""Retention compliance: no row of a catalog table older than its keep_days plus a grace period, and the
+backlog of overdue days with whether it is draining (archived rows in the last day: a warning with the
+expected time to clear) or stuck (nothing archived for a day: an error)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from forge_assets.quality.outcome import Outcome, broken
 from forge_assets.quality.sql_evaluator import table_rows
 from forge_assets.retention.catalog import TableEntry, slice_filter
 from forge_assets.retention.engine import last_overdue_day
+from forge_assets.retention.history import archived_since, backlog
+
+PROGRESS_WINDOW = timedelta(days=1)
 
 GRACE_DAYS = 2
 ENGINE = "sql"
@@ -45,9 +50,26 @@ def retention_compliance(conn: psycopg.Connection, entry: TableEntry, now: datet
         with conn.transaction():
             failing, oldest = conn.execute(query).fetchone()
             total = table_rows(conn, entry.table)
+        waiting = backlog(conn, entry, now)
+        progress = archived_since(conn, entry, now - PROGRESS_WINDOW)
     except psycopg.Error as exc:
         return broken(check, text, ENGINE, exc, time.perf_counter() - started)
+    state = backlog_state(failing, waiting.rows, progress)
+    details = {"keep_days": entry.keep_days, "grace_days": grace_days, "cutoff": cutoff.isoformat(),
+               "oldest": oldest.isoformat() if oldest is not None else "none", "state": state,
+               "backlog_days": waiting.days, "backlog_rows": waiting.rows,
+               "backlog_oldest_day": waiting.oldest.isoformat() if waiting.oldest else "none",
+               "archived_rows_last_24h": progress}
+    if state == "draining":
+        details["expected_hours_to_clear"] = round(waiting.rows / progress * 24, 1)
     return Outcome(check=check, passed=failing == 0, failing=failing, total=total, query=text, engine=ENGINE,
                    samples=(oldest,) if oldest is not None else (), seconds=time.perf_counter() - started,
-                   details={"keep_days": entry.keep_days, "grace_days": grace_days, "cutoff": cutoff.isoformat(),
-                            "oldest": oldest.isoformat() if oldest is not None else "none"})
+                   details=details)
+
+
+def backlog_state(failing: int, backlog_rows: int, archived_last_day: int) -> str:
+    """"clear" (nothing overdue), "within grace" (overdue rows, none past the grace), "draining" (rows past the
+    grace, but rows were archived in the last day) or "stuck" (rows past the grace, nothing archived for a day)."""
+    if failing == 0:
+        return "clear" if backlog_rows == 0 else "within grace"
+    return "draining" if archived_last_day > 0 else "stuck"

@@ -41,7 +41,8 @@ def describe_failure(context: RunFailureSensorContext) -> dict:
     monitored_jobs=[rollup_job, *archive_jobs],
     default_status=DefaultSensorStatus.RUNNING,
     description="Records every failed archive or rollup run: an error log line, an observation on each asset the "
-                "run was meant to materialize (visible on its page), and FORGE_ALERT_COMMAND when set.",
+                "run was meant to materialize (visible on its page), and FORGE_ALERT_COMMAND when set (once per "
+                "failing day: the retention sensor's retries after a back-off do not alert again).",
 )
 def cleanup_failure_sensor(context: RunFailureSensorContext, alerts: FailureAlerts):
     failure = describe_failure(context)
@@ -50,10 +51,13 @@ def cleanup_failure_sensor(context: RunFailureSensorContext, alerts: FailureAler
     for name in failure["assets"]:
         context.instance.report_runless_asset_event(AssetObservation(
             asset_key=AssetKey.from_user_string(name),
-            partition=failure["partition"],
+            partition=failure["partition"] or context.dagster_run.tags.get("dagster/asset_partition_range_start"),
             metadata={"failed_run": MetadataValue.dagster_run(failure["run_id"]), "job": failure["job"],
                       "error": MetadataValue.md("\n\n".join(failure["failed_steps"].values()) or failure["error"])},
         ))
+    if context.dagster_run.tags.get("forge/attempt", "1") != "1":
+        context.log.info("a retry of days that already failed: alerted on their first failure, not again")
+        return
     problem = alerts.send(failure)
     if problem:
         context.log.error(problem)
