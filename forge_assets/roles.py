@@ -19,7 +19,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from forge_assets.retention.catalog import SENSITIVE, entries
+from forge_assets.retention.catalog import rule_reads
+from forge_assets.retention.policy import current_policy
 
 READER = "forge_reader"
 RETENTION = "forge_retention"
@@ -33,17 +34,19 @@ def grant_statements(conn: psycopg.Connection, source: str) -> list[sql.Composed
         "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
         "GROUP BY c.relname ORDER BY c.relname").fetchall()
     reader, retention = sql.Identifier(READER), sql.Identifier(RETENTION)
+    policy = current_policy()  # the policy file may add sensitive columns, switch entries off, add rules
     statements = []
     for table, columns in tables:
         name = sql.Identifier(table)
-        sensitive = SENSITIVE.get((source, table), ())
+        sensitive = policy.sensitive_columns(source, table)
         if not sensitive:
             statements.append(sql.SQL("GRANT SELECT ON {} TO {}").format(name, reader))
             continue
         readable = sql.SQL(", ").join(sql.Identifier(c) for c in columns if c not in sensitive)
         statements.append(sql.SQL("REVOKE SELECT ON {} FROM {}").format(name, reader))  # and its column grants
         statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(readable, name, reader))
-    for table in dict.fromkeys(e.table for e in entries(source)):
+    selected = policy.effective_entries(source)
+    for table in dict.fromkeys(e.table for e in selected):
         statements.append(sql.SQL("GRANT SELECT, DELETE ON {} TO {}").format(sql.Identifier(table), retention))
         for child, column in conn.execute(
             "SELECT c.conrelid::regclass::text, a.attname::text FROM pg_constraint c "
@@ -52,6 +55,15 @@ def grant_statements(conn: psycopg.Connection, source: str) -> list[sql.Composed
             "AND cardinality(c.conkey) = 1 ORDER BY 1, 2", (table,)):
             statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
                 sql.Identifier(column), sql.SQL(child), retention))  # regclass text: already quoted as needed
+    reads: dict[str, dict[str, None]] = {}
+    for entry in selected:
+        for table, columns in rule_reads(entry).items():
+            reads.setdefault(table, {}).update(dict.fromkeys(columns))
+    for table, columns in reads.items():
+        if table in {e.table for e in selected}:
+            continue
+        statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(  # read by the policy's rules
+            sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table), retention))
     conn.rollback()
     return statements
 

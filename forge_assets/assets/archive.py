@@ -24,17 +24,20 @@ from forge_assets.assets.names import (
 from forge_assets.assets.partitions import DAILY
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.retention.catalog import CATALOG, TableEntry
+from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.engine import NotOverdue, RetentionError, archive_day
+from forge_assets.retention.policy import effective_entries
 from forge_assets.retention.preflight import PreflightError
 
 
 def _describe(entry: TableEntry) -> str:
     action = {"archive": "Archives to Parquet, then purges,", "delete": "Purges (no archive: volatile rows)",
               "drop_partition": "Archives whole partitions to Parquet and drops them (other rows row by row),"}
+    rules = "".join(f" Rows where {rule.describe()}." for rule in entry.rules)
+    last = f" The newest {entry.keep_last} jobs of each template stay." if entry.keep_last else ""
     return (f"{action[entry.strategy]} the rows of {entry.source}.{entry.table} whose {entry.time_column} falls on "
-            f"the partition's UTC day, once the day is {entry.keep_days} days old. Each file is verified and "
-            "ledgered in forge_retention.archive_ledger in the purge's own transaction.")
+            f"the partition's UTC day, once the day is {entry.keep_days} days old.{rules}{last} Each file is verified "
+            "and ledgered in forge_retention.archive_ledger in the purge's own transaction.")
 
 
 def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
@@ -52,6 +55,7 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
         pool=purge_pool(entry.source),
         op_tags={RUN_TAG_TABLE: entry.key},
         metadata={"keep_days": entry.keep_days, "strategy": entry.strategy, "time_column": entry.time_column,
+                  "rules": "; ".join(rule.describe() for rule in entry.rules) or "none",
                   "sensitive_columns_never_archived": ", ".join(entry.sensitive_columns) or "none"},
     )
     def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
@@ -81,4 +85,4 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
     return archive
 
 
-ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in CATALOG]
+ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in effective_entries()]

@@ -5,11 +5,15 @@ turns them into run requests with run_key `<source>.<table>:<day>`, and remember
 it requested per table, so no day is requested twice and a capped tick picks up where the last one stopped. A day whose rollups are missing gets a rollup run first (rollups before purge); a table that must be
 archived after others (`after` in the catalog) waits until they hold nothing on that day. Only days older
 than keep_days are ever requested: backlog size raises a run's priority, never shortens retention.
+
+An entry with rules (policy file) keeps some rows of a day longer than others: its days are requested once
+per distinct keep_days, as each is reached (run key `<source>.<table>:<day>@<N>d` and a cursor of its own
+for every keep but the shortest), and only the rows due then are archived.
 """
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 
 from dagster import (
@@ -29,12 +33,13 @@ from forge_assets.config import SOURCES
 from forge_assets.db import DatabaseUnavailable
 from forge_assets.jobs.asset_jobs import archive_jobs, rollup_job
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.retention.catalog import CATALOG, TableEntry
+from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.engine import days_holding_rows, last_overdue_day, oldest_day
+from forge_assets.retention.policy import effective_entries, operations
 from forge_assets.rollups.registry import ROLLUPS
 
-INTERVAL_SECONDS = 180
-MAX_RUNS_PER_TICK = 10
+INTERVAL_SECONDS = operations().sensor_interval_seconds  # FORGE_POLICY operations, 180 by default
+MAX_RUNS_PER_TICK = operations().sensor_max_runs_per_tick  # 10 by default
 # A table with more overdue days than this gets its archive runs dequeued first.
 PRIORITY_BACKLOG_DAYS = 7
 ONE_DAY = timedelta(days=1)
@@ -48,6 +53,18 @@ class TableState:
     entry: TableEntry
     oldest: date | None
     due: tuple[date, ...] = ()
+    keep_days: int | None = None  # an entry with rules: the keep_days whose days these are (None: the shortest)
+
+    @property
+    def _phase(self) -> str:
+        return "" if self.keep_days in (None, self.entry.shortest_keep_days) else f"@{self.keep_days}d"
+
+    @property
+    def cursor_key(self) -> str:
+        return self.entry.key + self._phase
+
+    def run_key(self, day: date) -> str:
+        return f"{self.entry.key}:{day}{self._phase}"
 
 
 @dataclass
@@ -76,6 +93,7 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
     rollups_requested = dict(cursor.get("rollups", {}))
     plan = TickPlan()
 
+    order = {e.key: i for i, e in enumerate(effective_entries(include_disabled=True))}
     candidates = []
     for state in states:
         entry = state.entry
@@ -85,11 +103,12 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
         # Never before the tables that must go first (`after`) have left that day.
         firsts = [oldest[(entry.source, name)] for name in entry.after if oldest.get((entry.source, name))]
         due = [d for d in state.due if not firsts or d < min(firsts)]
-        candidates += [(day, CATALOG.index(entry), entry, len(state.due)) for day in due]
+        candidates += [(day, order[entry.key], state, len(state.due)) for day in due]
     candidates.sort(key=lambda c: c[:2])
 
     blocked: set[str] = set()
-    for day, _, entry, backlog in candidates:
+    for day, _, state, backlog in candidates:
+        entry = state.entry
         if len(plan.requests) >= max_runs:
             break
         if entry.key in blocked:
@@ -111,8 +130,8 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
             tags["dagster/priority"] = "1"
         plan.requests.append(RunRequest(
             job_name=archive_job_name(entry.source), partition_key=key, asset_selection=[archive_key(entry)],
-            asset_check_keys=archive_run_checks(entry), run_key=f"{entry.key}:{day}", tags=tags))
-        requested[entry.key] = key
+            asset_check_keys=archive_run_checks(entry), run_key=state.run_key(day), tags=tags))
+        requested[state.cursor_key] = key
     plan.cursor = {"archive": requested, "rollups": rollups_requested}
     return plan
 
@@ -126,16 +145,30 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, lim
     for source in SOURCES:
         try:
             with postgres.read(source) as conn:
-                for entry in (e for e in CATALOG if e.source == source):
-                    oldest = oldest_day(conn, entry)
-                    since = max(oldest or date.max, _first_partition())
-                    if entry.key in requested:
-                        since = max(since, date.fromisoformat(requested[entry.key]) + ONE_DAY)
-                    due = days_holding_rows(conn, entry, since, last_overdue_day(entry, now), limit)
-                    states.append(TableState(entry, oldest, tuple(due)))
+                for entry in effective_entries(source):
+                    states += _entry_states(conn, entry, requested, now, limit)
         except DatabaseUnavailable as exc:
             unreachable.append(str(exc))
     return states, unreachable
+
+
+def _entry_states(conn, entry: TableEntry, requested: Mapping, now: datetime, limit: int) -> list[TableState]:
+    """One state per keep_days of the entry (one for an entry without rules): the days that reached that keep
+    and not the next, after its cursor, holding rows due now."""
+    oldest = oldest_day(conn, entry)
+    if entry.selective and oldest is not None:  # rows kept longer do not hold back the tables archived after it
+        oldest = next(iter(days_holding_rows(conn, entry, oldest, last_overdue_day(entry, now), 1, now)), None)
+    keeps = entry.keeps if entry.selective else (entry.keep_days,)
+    newest = [(now - timedelta(days=keep)).astimezone(timezone.utc).date() - ONE_DAY for keep in keeps]
+    states = []
+    for i, keep in enumerate(keeps):
+        state = TableState(entry, oldest, (), keep if entry.selective else None)
+        since = max(oldest or date.max, _first_partition(), newest[i + 1] + ONE_DAY if i + 1 < len(keeps) else date.min)
+        if state.cursor_key in requested:
+            since = max(since, date.fromisoformat(requested[state.cursor_key]) + ONE_DAY)
+        due = days_holding_rows(conn, entry, since, newest[i], limit, now if entry.selective else None)
+        states.append(replace(state, due=tuple(due)))
+    return states
 
 
 def build_retention_sensor(
