@@ -701,17 +701,22 @@ def _keep_for(entry: TableEntry, row: Mapping[tuple[str, str], str | None]) -> i
 def _check_order(check: _Checker, policy: Policy) -> None:
     """An entry archived after others (`after`: their rows reference its rows) must stay on while they are, and
     keep every row at least as long as they may keep the rows referencing it: else those days could never
-    be purged (the engine refuses to delete rows that are still referenced)."""
+    be purged (the engine refuses to delete rows that are still referenced). main_job likewise keeps each job
+    as long as rules on the job keep its events, which would otherwise lose the job their rule reads."""
     by_key = {e.key: e for e in policy.entries}
     for parent in policy.entries:
         if not policy.enabled(parent):
             continue
-        for name in parent.after:
+        # rules on the job of an event need the job to be there as long as its event is
+        by_job = [e.entry_name for e in policy.entries if job_link(e.source, e.table) and e.table != JOB_TABLE
+                  and any(p.job for r in e.rules for p in r.where)] if parent.table == JOB_TABLE else []
+        for name in dict.fromkeys([*parent.after, *by_job]):
             child = by_key[f"{parent.source}.{name}"]
             at = (child.source, child.entry_name)
             if not policy.enabled(child):
-                check.add(at + ("enabled",), f"{parent.key} references its rows and is archived after it: switch "
-                                             f"{parent.key} off too, or keep this one on")
+                if name in parent.after:
+                    check.add(at + ("enabled",), f"{parent.key} references its rows and is archived after it: "
+                                                 f"switch {parent.key} off too, or keep this one on")
                 continue
             dims: dict[tuple[str, str], set] = {}
             for entry in (parent, child):
