@@ -4,6 +4,7 @@ else moves, partitions go only when every row in them is archived; every bad fil
 import os
 import subprocess
 import sys
+import uuid
 from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -15,8 +16,10 @@ from psycopg import sql
 from forge_assets.cli import main
 from forge_assets.db import drop_source_databases
 from forge_assets.retention.catalog import CATALOG, CatalogError, entries, keep_cutoff
-from forge_assets.retention.engine import archive_day, last_overdue_day, overdue_days
+from forge_assets.retention.engine import archive_day, days_holding_rows, last_overdue_day, oldest_day, overdue_days
 from forge_assets.retention.policy import PolicyError, load_policy
+from forge_assets.retention.preflight import PreflightError
+from forge_assets.roles import apply_grants
 
 CLI = str(Path(sys.executable).with_name("forge-assets"))
 LATER = NOW + timedelta(days=15)
@@ -166,6 +169,35 @@ def test_compliance_and_the_sensor_follow_the_rules(forge, policy):
         assert all(d <= keep_cutoff(state.keep_days, LATER + timedelta(days=30)).date() for d in state.due)
 
 
+def test_rules_run_as_forge_retention_with_the_grants_the_policy_adds(forge, policy, monkeypatch):
+    """A rule on the job's template reads main_jobtemplate: forge_retention is refused (one message, nothing
+    written) until `grants` under the policy gives it SELECT (id, name) there."""
+    now = LATER + timedelta(days=30)
+    login = f"fa_retention_{uuid.uuid4().hex[:6]}"
+    with conn_to(forge, "forge", autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE forge_retention").format(sql.Identifier(login)))
+    try:
+        job = policy.effective_entries("forge", "main_job")[0]
+        with conn_to(forge, "forge") as admin:  # the probes run as forge_reader, which reads every table
+            (day,) = days_holding_rows(admin, job, oldest_day(admin, job), last_overdue_day(job, now), 1, now)
+        with conn_to(forge, "forge", user=login) as conn:
+            for entry in policy.effective_entries("forge"):  # the tables referencing main_job go first
+                if entry.key in ("forge.main_jobhostsummary", "forge.main_driftdetection",
+                                 "forge.main_hostfactsnapshot"):
+                    for each in overdue_days(conn, entry, now):
+                        archive_day(conn, entry, each, forge.lake_root, now)
+            with pytest.raises(PreflightError, match=r"lacks SELECT \(id, name\) on main_jobtemplate"):
+                archive_day(conn, job, day, forge.lake_root, now)
+        monkeypatch.setenv("FORGE_POLICY", str(policy.path))
+        with conn_to(forge, "forge") as admin:
+            apply_grants(admin, "forge")
+        with conn_to(forge, "forge", user=login) as conn:
+            assert archive_day(conn, job, day, forge.lake_root, now).rows > 0
+    finally:
+        with conn_to(forge, "forge", autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}; DROP ROLE {}").format(sql.Identifier(login), sql.Identifier(login)))
+
+
 def test_policy_command_shows_where_each_value_came_from(policy):
     done = subprocess.run([CLI, "policy"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "FORGE_POLICY": str(policy.path)})
@@ -281,3 +313,14 @@ def test_switches_sensitive_columns_and_operations(tmp_path):
     ops = policy.operations
     assert (ops.rollup_schedule.hour, ops.rollup_schedule.minute) == (1, 15)  # unquoted 01:15 is not 75
     assert (ops.checks_schedule.hour, ops.sensor_interval_seconds, ops.grace_days) == (3, 600, 2)
+
+
+def test_the_readme_example_is_a_valid_policy(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Retention policy file", 1)[1]
+    path = tmp_path / "policy.yaml"
+    path.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    policy = load_policy(path)
+    job = policy.effective_entries("forge", "main_job")[0]
+    assert [r.keep_days for r in job.rules] == [365, 730, 180] and job.keep_last == 5
+    assert policy.sources["orchestry"].purge is True and not policy.sources["goforge"].enabled
