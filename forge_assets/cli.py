@@ -1,4 +1,5 @@
-"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, policy, dev, docs, server)."""
+"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, doctor, policy, dev, docs,
+server)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from forge_assets.retention.backlog import archive_source, print_archive_reports
 from forge_assets.retention.catalog import CatalogError
 from forge_assets.retention.engine import RetentionError, restore_day
 from forge_assets.retention.policy import PolicyError, current_policy, describe_policy, effective_entries
-from forge_assets.retention.preflight import PreflightError
-from forge_assets.roles import grant_statements
+from forge_assets.retention.preflight import PreflightError, check_restore
+from forge_assets.roles import grant_statements, ownership_note
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import SeedError, seed_sources
 
@@ -107,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
                                            "to the stand-ins)")
     g.add_argument("--source", required=True, choices=SOURCES)
 
+    doc = commands.add_parser("doctor", help="connect as each configured login and say, per source and table, what "
+                                              "works and the GRANT that would fix what does not")
+    doc.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")
+
     commands.add_parser("policy", help="print the effective retention policy (the built-in catalog and the "
                                        "FORGE_POLICY file) and where each value comes from")
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon); other arguments go to `dagster dev`")
@@ -148,12 +153,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _grants(settings: Settings, args) -> None:
     with source_connection(settings, args.source) as conn:
-        for statement in grant_statements(conn, args.source):
-            print(f"{statement.as_string(conn)};")
+        statements = [f"{statement.as_string(conn)};" for statement in grant_statements(conn, args.source)]
+    print(f"-- forge-assets grants --source {args.source}: run as the tables' owner, in one transaction.")
+    print("-- Logins: CREATE ROLE <name> LOGIN PASSWORD '...' IN ROLE forge_reader (FORGE_<SOURCE>_URL),")
+    print("-- forge_retention (FORGE_<SOURCE>_RETENTION_URL), forge_owner (FORGE_<SOURCE>_OWNER_URL).")
+    print("\n".join(["BEGIN;", *statements, *ownership_note(args.source), "COMMIT;"]))
 
 
 def _migrate(settings: Settings, args) -> None:
-    run_migrations(settings, tuple(args.source or SOURCES), args.own_only)
+    run_migrations(settings, tuple(args.source or settings.sources), args.own_only)
 
 
 def _plan(args) -> SeedPlan:
@@ -165,7 +173,7 @@ def _seed(settings: Settings, args) -> None:
     plan = _plan(args)
     print(f"seeding {plan.days} days up to {plan.anchor.isoformat()} (scale {plan.scale}, seed {plan.seed}"
           f"{', dirty' if plan.dirty else ''})")
-    for report in seed_sources(settings, plan, tuple(args.source or SOURCES), reset=args.reset):
+    for report in seed_sources(settings, plan, tuple(args.source or settings.sources), reset=args.reset):
         print(f"\n{report.source}: {sum(report.counts.values()):,} rows in {report.seconds:.1f} s")
         for table, count in report.counts.items():
             print(f"  {table:40s} {count:>12,}")
@@ -180,7 +188,8 @@ def _archive(settings: Settings, args) -> int:
 
 def _restore(settings: Settings, args) -> None:
     (entry,) = effective_entries(args.source, args.table, include_disabled=True)[:1]
-    with source_connection(settings, args.source) as conn:
+    with source_connection(settings, args.source, "owner") as conn:
+        check_restore(conn, entry)
         inserted = restore_day(conn, entry, args.day, settings.lake_root)
     print(f"{entry.key} {args.day}: {inserted:,} rows restored (rows already present were skipped)")
 
@@ -199,11 +208,22 @@ def _dev(settings: Settings, args) -> None:
     from forge_assets.instance import dagster_environment
 
     if settings.embedded:  # start it once, before the webserver and daemon both try; its stand-ins migrated
-        run_migrations(settings, tuple(s for s in SOURCES if s not in settings.source_urls))
+        run_migrations(settings, tuple(s for s in settings.sources if not settings.has_own_database(s)))
     env = dagster_environment(settings)
     print(f"Dagster home: {env['DAGSTER_HOME']}")
     dagster = str(Path(sys.executable).with_name("dagster"))
     os.execvpe(dagster, [dagster, "dev", "-m", "forge_assets.definitions", *args.dagster_args], env)
+
+
+def _doctor(settings: Settings, args) -> int:
+    from forge_assets.doctor import diagnose
+
+    findings = [f for source in (args.source or settings.sources) for f in diagnose(settings, source)]
+    for finding in findings:
+        print(finding.line())
+    missing = sum(not f.ok for f in findings)
+    print(f"{len(findings)} checks: {len(findings) - missing} ok, {missing} missing")
+    return 1 if missing else 0
 
 
 def _server(settings: Settings, args) -> None:
@@ -214,7 +234,7 @@ def _server(settings: Settings, args) -> None:
     elif args.action == "stop":
         print("stopped" if stop_embedded_server(settings.pgdata) else "not running")
     else:
-        for source in SOURCES:
+        for source in settings.sources:
             started = time.perf_counter()
             try:
                 with source_connection(settings, source) as conn:
@@ -237,7 +257,7 @@ def _docs(settings: Settings, args) -> None:
 
 
 COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,
-            "archive": _archive, "restore": _restore, "grants": _grants, "policy": _policy}
+            "archive": _archive, "restore": _restore, "grants": _grants, "doctor": _doctor, "policy": _policy}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,10 +15,24 @@ from forge_assets.conninfo import ConninfoError, parse_conninfo
 SOURCES: tuple[str, ...] = ("forge", "goforge", "orchestry", "pulse", "openorchestrator")
 """The source systems, each with its own database (named after it by default)."""
 
+ROLES: tuple[str, ...] = ("reader", "retention", "owner")
+"""The logins of a source: reader (rollups, checks, sensor probes), retention (archive and purge, the ledger),
+owner (restore, partition DDL, forge_assets' own schema)."""
+
 DEFAULT_START_DATE = "2025-01-01"
 _URL_SCHEMES = ("postgresql", "postgres")
 _DB_PREFIX_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,30}")
-_KNOWN_URL_VARIABLES = {"FORGE_PG_URL", *(f"FORGE_{source.upper()}_URL" for source in SOURCES)}
+_ROLE_SUFFIX = {"reader": "URL", "retention": "RETENTION_URL", "owner": "OWNER_URL"}
+
+
+def login_variable(source: str, role: str) -> str:
+    """The environment variable of a source's login: FORGE_<SOURCE>_URL (reader), FORGE_<SOURCE>_RETENTION_URL,
+    FORGE_<SOURCE>_OWNER_URL."""
+    return f"FORGE_{check_source(source).upper()}_{_ROLE_SUFFIX[role]}"
+
+
+def _known_url_variables() -> set[str]:
+    return {"FORGE_PG_URL", *(login_variable(s, r) for s in SOURCES for r in ROLES)}
 
 
 class ConfigError(ValueError):
@@ -35,6 +49,10 @@ class Settings:
     source_urls: Mapping[str, str] = field(default_factory=dict)
     database_prefix: str = ""
     start_date: str = DEFAULT_START_DATE
+    retention_urls: Mapping[str, str] = field(default_factory=dict)
+    owner_urls: Mapping[str, str] = field(default_factory=dict)
+    sources: tuple[str, ...] = SOURCES
+    purge_sources: tuple[str, ...] = SOURCES
 
     @property
     def pgdata(self) -> Path:
@@ -49,7 +67,28 @@ class Settings:
     @property
     def embedded(self) -> bool:
         """True when no server is configured and the embedded one serves the sources without an own URL."""
-        return self.server_url is None and any(s not in self.source_urls for s in SOURCES)
+        return self.server_url is None and not all(self.has_own_database(s) for s in self.sources)
+
+    def login_url(self, source: str, role: str) -> str | None:
+        """The URL of a source's own login for `role`, or None (see db.source_conninfo for the fallbacks)."""
+        urls = {"reader": self.source_urls, "retention": self.retention_urls, "owner": self.owner_urls}[role]
+        return urls.get(check_source(source))
+
+    def has_own_database(self, source: str) -> bool:
+        """Whether a login URL names the source's database (else it is a database on the shared server)."""
+        return any(self.login_url(source, role) for role in ROLES)
+
+    def purges(self, source: str) -> bool:
+        """Whether archive runs may purge `source` (FORGE_PURGE; off by default on a non-embedded source)."""
+        return source in self.purge_sources
+
+    def require_purge(self, source: str) -> None:
+        """Raise ConfigError unless the operator has turned purging on for `source`."""
+        if not self.purges(source):
+            raise ConfigError(
+                f"purging is off for {source}: FORGE_PURGE does not name it (off by default on a database that is "
+                f"not the embedded demo's). See the plan with `forge-assets archive --source {source} --until "
+                f"<day> --dry-run`, then set FORGE_PURGE={source} (or all); nothing was archived or deleted")
 
     def database_name(self, source: str) -> str:
         """Default database of a source on the shared server."""
@@ -94,11 +133,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate FORGE_* variables; raise ConfigError naming the first bad one."""
     env = os.environ if environ is None else environ
 
-    unknown = sorted(k for k in env if k.startswith("FORGE_") and k.endswith("_URL") and k not in _KNOWN_URL_VARIABLES)
+    known = _known_url_variables()
+    unknown = sorted(k for k in env if k.startswith("FORGE_") and k.endswith("_URL") and k not in known)
     if unknown:
         raise ConfigError(
-            f"{unknown[0]} is not a known variable; per-source URLs are "
-            + ", ".join(sorted(_KNOWN_URL_VARIABLES - {"FORGE_PG_URL"}))
+            f"{unknown[0]} is not a known variable; per-source URLs are FORGE_<SOURCE>_URL (reader), "
+            "FORGE_<SOURCE>_RETENTION_URL and FORGE_<SOURCE>_OWNER_URL for <SOURCE> in "
+            + ", ".join(s.upper() for s in SOURCES)
         )
 
     home_value = env.get("FORGE_HOME") or ".forge"
@@ -113,11 +154,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if server_url is not None:
         _check_url("FORGE_PG_URL", server_url)
 
-    source_urls: dict[str, str] = {}
+    logins: dict[str, dict[str, str]] = {role: {} for role in ROLES}
     for source in SOURCES:
-        variable = f"FORGE_{source.upper()}_URL"
-        if env.get(variable):
-            source_urls[source] = _check_url(variable, env[variable])
+        for role in ROLES:
+            variable = login_variable(source, role)
+            if env.get(variable):
+                logins[role][source] = _check_url(variable, env[variable])
+    configured = tuple(s for s in SOURCES if any(s in logins[role] for role in ROLES))
+    sources = _source_list(env, "FORGE_SOURCES", default=configured or SOURCES)
+    own_server = server_url is None and not configured
+    purge_sources = _source_list(env, "FORGE_PURGE", default=sources if own_server else ())
 
     prefix = env.get("FORGE_DB_PREFIX", "")
     if prefix and not _DB_PREFIX_PATTERN.fullmatch(prefix):
@@ -133,9 +179,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"FORGE_START_DATE must be a past date as YYYY-MM-DD (got {start_date!r})") from None
 
     return Settings(
-        home=home, lake_root=lake_root, server_url=server_url, source_urls=source_urls, database_prefix=prefix,
-        start_date=start_date,
+        home=home, lake_root=lake_root, server_url=server_url, source_urls=logins["reader"], database_prefix=prefix,
+        start_date=start_date, retention_urls=logins["retention"], owner_urls=logins["owner"], sources=sources,
+        purge_sources=tuple(s for s in purge_sources if s in sources),
     )
+
+
+def _source_list(env: Mapping[str, str], variable: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of sources, or `all` / `none`; unset: `default`."""
+    value = (env.get(variable) or "").strip()
+    if not value:
+        return default
+    if value in ("all", "none"):
+        return SOURCES if value == "all" else ()
+    names = [name.strip() for name in value.split(",")]
+    unknown = [name for name in names if name not in SOURCES]
+    if unknown:
+        raise ConfigError(f"{variable} names unknown source {unknown[0]!r}; use all, none or a comma-separated "
+                          f"list of {', '.join(SOURCES)}")
+    return tuple(s for s in SOURCES if s in names)
 
 
 def _lake_root(value: str) -> Path:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from forge_assets.config import SOURCES, Settings, check_source, database_name, pgdata_directory
+from forge_assets.config import ROLES, SOURCES, Settings, check_source, database_name, login_variable, pgdata_directory
 from forge_assets.conninfo import describe, normalized, redact
 from forge_assets.embedded import ensure_embedded_server
 
@@ -23,19 +23,31 @@ def server_conninfo(settings: Settings) -> str:
     return _server(settings.server_url, settings.pgdata)
 
 
-def source_conninfo(settings: Settings, source: str) -> str:
-    """Connection string of one source's database: FORGE_<SOURCE>_URL, else its database on the shared server."""
-    return resolve_source_conninfo(source, settings.source_urls.get(source), settings.server_url, settings.home,
-                                   settings.database_prefix)
+def source_conninfo(settings: Settings, source: str, role: str = "reader") -> str:
+    """Connection string of one source's login for `role` (see `resolve_source_conninfo`)."""
+    logins = {r: settings.login_url(source, r) for r in ROLES}
+    return resolve_source_conninfo(source, role, logins, settings.server_url, settings.home, settings.database_prefix)
 
 
-def resolve_source_conninfo(source: str, source_url: str | None, server_url: str | None, home: Path,
-                            database_prefix: str) -> str:
-    """`source_conninfo` from its parts (the Dagster resource holds them as separate, EnvVar-backed fields)."""
+def resolve_source_conninfo(source: str, role: str, logins: Mapping[str, str | None], server_url: str | None,
+                            home: Path, database_prefix: str) -> str:
+    """The role's own login (FORGE_<SOURCE>_RETENTION_URL, ..._OWNER_URL); else the source's reader login
+    (FORGE_<SOURCE>_URL: one login in every role, e.g. an owner's); else any login the source has; else its
+    database on the shared server.
+    The Dagster resource calls it with its EnvVar-backed fields, everything else through `source_conninfo`."""
     check_source(source)
-    if source_url:
-        return normalized(source_url)
+    url = logins.get(role) or logins.get("reader") or next((u for u in logins.values() if u), None)
+    if url:
+        return normalized(url)
     return normalized(_server(server_url, pgdata_directory(home)), dbname=database_name(database_prefix, source))
+
+
+def missing_login_note(settings: Settings, source: str, role: str) -> str:
+    """Why `role` runs as another login, for error messages ('' when it has its own or shares the server's)."""
+    if role == "reader" or settings.login_url(source, role) or not settings.login_url(source, "reader"):
+        return ""
+    return (f" ({login_variable(source, role)} is unset, so the {role} work ran as the reader login "
+            f"{login_variable(source, 'reader')}; set it to a login with the {role} role)")
 
 
 def _server(server_url: str | None, pgdata: Path) -> str:
@@ -58,7 +70,7 @@ def ensure_source_databases(settings: Settings, sources: tuple[str, ...] = SOURC
 
     Sources with their own FORGE_<SOURCE>_URL are left alone: their database is someone else's to create.
     """
-    wanted = [settings.database_name(s) for s in sources if s not in settings.source_urls]
+    wanted = [settings.database_name(s) for s in sources if not settings.has_own_database(s)]
     if not wanted:
         return []
     created = []
@@ -75,7 +87,7 @@ def drop_source_databases(settings: Settings) -> None:
     """Drop the default databases of every source on the shared server (tests and `clean` only)."""
     with connect(server_conninfo(settings), autocommit=True) as conn:
         for source in SOURCES:
-            if source not in settings.source_urls:
+            if not settings.has_own_database(source):
                 name = sql.Identifier(settings.database_name(source))
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
@@ -93,9 +105,10 @@ def connection_lost(exc: BaseException, conn: psycopg.Connection, conninfo: str)
 
 
 @contextmanager
-def source_connection(settings: Settings, source: str, **kwargs) -> Iterator[psycopg.Connection]:
-    """A connection to one source database, closed on exit; a connection lost on the way is DatabaseUnavailable."""
-    conninfo = source_conninfo(settings, source)
+def source_connection(settings: Settings, source: str, role: str = "reader", **kwargs) -> Iterator[psycopg.Connection]:
+    """A connection to one source database as its `role` login, closed on exit; a connection lost on the way is
+    DatabaseUnavailable."""
+    conninfo = source_conninfo(settings, source, role)
     with connect(conninfo, **kwargs) as conn:
         try:
             yield conn

@@ -15,7 +15,7 @@ import yaml
 from psycopg import sql
 
 from forge_assets.assets.names import RUN_TAG_TABLE
-from forge_assets.config import Settings
+from forge_assets.config import ConfigError, Settings
 from forge_assets.conninfo import normalized, sqlalchemy_url
 from forge_assets.db import connect, server_conninfo
 from forge_assets.retention.policy import operations
@@ -28,6 +28,8 @@ RUN_QUEUE = {
 # Every pool (`<source>_purge`, `<source>_postgres`) admits one step at a time: one purge per source database.
 POOLS = {"default_limit": 1}
 RUN_RETRIES = {"enabled": True, "max_retries": 2}
+# A run whose worker died (kill -9, a lost pod) is marked failed instead of staying STARTED.
+RUN_MONITORING = {"enabled": True, "start_timeout_seconds": 300, "max_resume_run_attempts": 0}
 
 
 def instance_config(storage_env: str = "DAGSTER_PG_URL") -> dict:
@@ -38,14 +40,19 @@ def instance_config(storage_env: str = "DAGSTER_PG_URL") -> dict:
         "concurrency": {"runs": {**RUN_QUEUE, "max_concurrent_runs": operations().max_concurrent_runs},
                         "pools": POOLS},
         "run_retries": RUN_RETRIES,
+        "run_monitoring": RUN_MONITORING,
         "telemetry": {"enabled": False},
     }
 
 
 def storage_url(settings: Settings) -> str:
-    """DAGSTER_PG_URL, else the `dagster` database of the shared server, created when missing."""
+    """DAGSTER_PG_URL, else the `dagster` database of the embedded server, created when missing. forge_assets
+    creates no database on a server of the operator's (FORGE_PG_URL): there DAGSTER_PG_URL is required."""
     if os.environ.get("DAGSTER_PG_URL"):
         return os.environ["DAGSTER_PG_URL"]
+    if settings.server_url is not None or not settings.embedded:
+        raise ConfigError("DAGSTER_PG_URL must name Dagster's storage database (postgresql+psycopg2://user:password@"
+                          "host:5432/dagster): forge-assets creates no database on a server it does not run")
     name = f"{settings.database_prefix}dagster"
     server = server_conninfo(settings)
     with connect(server, autocommit=True) as conn:

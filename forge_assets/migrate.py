@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from forge_assets.config import Settings
 from forge_assets.db import ensure_source_databases, source_connection
@@ -100,7 +101,7 @@ def migrate(conn: psycopg.Connection, schemas: list[str], root: Path | None = No
         raise ValueError("migrate() needs an autocommit connection: each file gets its own transaction")
     conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (_LOCK_KEY,))
     try:
-        conn.execute(_BOOTSTRAP)
+        _bootstrap(conn)
         plan = [(schema, discover(schema, root)) for schema in schemas]
         for schema, migrations in plan:
             _verify_applied(conn, schema, migrations)
@@ -114,6 +115,19 @@ def migrate(conn: psycopg.Connection, schemas: list[str], root: Path | None = No
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_LOCK_KEY,))
+
+
+def _bootstrap(conn: psycopg.Connection) -> None:
+    """The schema_migrations table; a login that may not create the schema is one MigrationError naming the GRANT."""
+    try:
+        conn.execute(_BOOTSTRAP)
+    except psycopg.errors.InsufficientPrivilege:
+        user, database = conn.execute("SELECT current_user, current_database()").fetchone()
+        grant = sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(user))
+        raise MigrationError(
+            f"role {user} may not create the {OWN_SCHEMA} schema in database {database}: it needs CREATE on the "
+            f"database ({grant.as_string(conn)}; run by the database's "
+            f"owner), or run migrate as the owner login (FORGE_<SOURCE>_OWNER_URL)") from None
 
 
 def _verify_applied(conn: psycopg.Connection, schema: str, migrations: list[Migration]) -> None:
@@ -153,7 +167,7 @@ def run_migrations(settings: Settings, sources: tuple[str, ...], own_only: bool 
         print(f"created database {name}")
     for source in sources:
         schemas = [OWN_SCHEMA] if own_only else [source, OWN_SCHEMA]
-        with source_connection(settings, source, autocommit=True) as conn:
+        with source_connection(settings, source, "owner", autocommit=True) as conn:
             applied = migrate(conn, schemas)
             if not own_only:  # the stand-ins are ours; a real source's owner runs `forge-assets grants`
                 apply_grants(conn, source)

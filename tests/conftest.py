@@ -20,13 +20,25 @@ _HOME = Path(tempfile.mkdtemp(prefix="forge-test-"))
 
 def pytest_configure(config):
     """Point every FORGE_* setting at throwaway places before forge_assets is imported."""
-    for key in [k for k in os.environ if k.startswith("FORGE_") or k == "DAGSTER_HOME"]:
+    for key in [k for k in os.environ if k.startswith("FORGE_") or k in ("DAGSTER_HOME", "DAGSTER_PG_URL")]:
         if key != "FORGE_TEST_PG_URL":
             del os.environ[key]
     os.environ["FORGE_HOME"] = str(_HOME)
     if os.environ.get("FORGE_TEST_PG_URL"):
         os.environ["FORGE_PG_URL"] = os.environ["FORGE_TEST_PG_URL"]
         os.environ["FORGE_DB_PREFIX"] = f"fa_test_{uuid.uuid4().hex[:8]}_"
+        os.environ["FORGE_PURGE"] = "all"  # a test server is not production: purging needs no opt-in here
+        os.environ["DAGSTER_PG_URL"] = _test_dagster_database(os.environ["FORGE_TEST_PG_URL"],
+                                                              f"{os.environ['FORGE_DB_PREFIX']}dagster")
+
+
+def _test_dagster_database(server: str, name: str) -> str:
+    """A Dagster storage database on the test server (forge_assets itself creates none on a server not its own)."""
+    from forge_assets.conninfo import normalized, sqlalchemy_url
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return sqlalchemy_url(normalized(server, dbname=name), driver="psycopg2")
 
 
 def pytest_unconfigure(config):
@@ -37,6 +49,9 @@ def pytest_unconfigure(config):
     settings = load_settings()
     if settings.server_url:
         drop_source_databases(settings)
+        with psycopg.connect(settings.server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(f"{settings.database_prefix}dagster")))
     else:
         stop_embedded_server(settings.pgdata)
     shutil.rmtree(_HOME, ignore_errors=True)

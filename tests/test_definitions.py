@@ -41,7 +41,7 @@ def test_secrets_are_not_in_resource_config(monkeypatch):
     from forge_assets.resources.postgres import PostgresResource
 
     configured = PostgresResource.from_environment()
-    assert configured.pulse_url == "FORGE_PULSE_URL"
+    assert configured.reader_urls == {"pulse": "FORGE_PULSE_URL"}
     assert "hunter2" not in repr(configured)
     with configured.process_config_and_initialize_cm() as resource:
         assert describe(resource.conninfo("pulse")) == "reader@pulse.internal/pulse"

@@ -257,7 +257,7 @@ def test_postgres_restart_mid_export(settings):
         keys = original(target, EVENTS, day)
 
         env = {**os.environ, "FORGE_ORCHESTRY_URL": url, "FORGE_LAKE_URI": str(target.lake_root),
-               "FORGE_HOME": str(home)}
+               "FORGE_HOME": str(home), "FORGE_PURGE": "orchestry"}
         cli = str(Path(sys.executable).with_name("forge-assets"))
         with slow_deletes(target), conn_to(target, "orchestry", autocommit=True) as watch:
             child = subprocess.Popen([cli, "archive", "--source", "orchestry", "--table", "events", "--day", str(day)],

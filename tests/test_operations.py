@@ -44,11 +44,13 @@ def instance(settings, tmp_path_factory):
     url = storage_url(settings)
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config()))
+    previous = os.environ.get("DAGSTER_PG_URL")
     os.environ["DAGSTER_PG_URL"] = url
     with DagsterInstance.from_config(str(home)) as instance:
         yield instance
         instance.wipe()
-    del os.environ["DAGSTER_PG_URL"]
+    if previous is None:
+        del os.environ["DAGSTER_PG_URL"]
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +92,18 @@ def test_instance_is_stored_in_postgresql_with_the_run_queue(instance):
 
 
 def test_production_instance_matches_local_limits(tmp_path):
-    """deploy/dagster.yaml has the local run queue, pools and retries and passes Dagster's config schema,
-    with every storage setting (the password too) read from the environment."""
+    """deploy/dagster.yaml is the local instance, setting for setting (run queue, pools, retries, run monitoring,
+    storage from the one variable DAGSTER_PG_URL, password included), and passes Dagster's config schema."""
     from dagster._core.instance.config import dagster_instance_config
 
     production = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     local = instance_config()
-    for section in ("run_coordinator", "concurrency", "run_retries"):
+    for section in ("run_coordinator", "concurrency", "run_retries", "run_monitoring", "storage"):
         assert production[section] == local[section], section
     (tmp_path / "dagster.yaml").write_text((ROOT / "deploy" / "dagster.yaml").read_text())
     config, _ = dagster_instance_config(str(tmp_path))
-    database = config["storage"]["postgres"]["postgres_db"]
-    assert all(set(value) == {"env"} for name, value in database.items() if name != "scheme")
+    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
+    assert config["run_monitoring"]["enabled"]
 
 
 def test_rollup_schedule_requests_the_previous_utc_day():

@@ -102,8 +102,8 @@ READER_CHECKS = [c for c in QUALITY_CHECKS if {spec.asset_key for spec in c.chec
 def test_rollups_and_checks_run_as_forge_reader(hist, logins, monkeypatch, tmp_path):
     for source in SOURCES:
         monkeypatch.setenv(f"FORGE_{source.upper()}_URL", url_as(hist, source, logins["forge_reader"]))
-    resources = {"postgres": PostgresResource(home=str(hist.home), orchestry_url=EnvVar("FORGE_ORCHESTRY_URL"),
-                                              pulse_url=EnvVar("FORGE_PULSE_URL")),
+    resources = {"postgres": PostgresResource(home=str(hist.home), reader_urls={
+        "orchestry": EnvVar("FORGE_ORCHESTRY_URL"), "pulse": EnvVar("FORGE_PULSE_URL")}),
                  "lake": ParquetLake(root=str(tmp_path))}
     day = first_overdue(hist, EVENTS).isoformat()
     result = materialize([*READER_TABLES, *READER_ASSETS, *READER_CHECKS], partition_key=day, resources=resources,
@@ -138,7 +138,7 @@ def test_purge_as_forge_reader_fails_clearly_before_anything_is_written(hist, lo
             archive_day(conn, EVENTS, day, tmp_path, NOW)
     cli = str(Path(sys.executable).with_name("forge-assets"))
     env = {**os.environ, "FORGE_ORCHESTRY_URL": url_as(hist, "orchestry", logins["forge_reader"]),
-           "FORGE_LAKE_URI": str(tmp_path)}
+           "FORGE_LAKE_URI": str(tmp_path), "FORGE_PURGE": "orchestry"}
     run = subprocess.run([cli, "archive", "--source", "orchestry", "--table", "events", "--day", str(day)],
                          capture_output=True, text=True, timeout=120, env=env)
     lines = run.stderr.strip().splitlines()
@@ -169,8 +169,8 @@ def test_password_never_in_logs_events_or_errors(hist, logins, monkeypatch, capf
     monkeypatch.setenv("FORGE_ORCHESTRY_URL", url_as(hist, "orchestry", logins["forge_reader"]))
     missing = replace(hist, database_prefix=f"{hist.database_prefix}missing_")
     monkeypatch.setenv("FORGE_PULSE_URL", url_as(missing, "pulse", logins["forge_reader"]))
-    resources = {"postgres": PostgresResource(home=str(hist.home), orchestry_url=EnvVar("FORGE_ORCHESTRY_URL"),
-                                              pulse_url=EnvVar("FORGE_PULSE_URL"), connect_timeout_seconds=3),
+    resources = {"postgres": PostgresResource(home=str(hist.home), reader_urls={
+        "orchestry": EnvVar("FORGE_ORCHESTRY_URL"), "pulse": EnvVar("FORGE_PULSE_URL")}, connect_timeout_seconds=3),
                  "lake": ParquetLake(root=str(tmp_path))}
     day = first_overdue(hist, EVENTS).isoformat()
     by_key = {a.key: a for a in ROLLUP_ASSETS}

@@ -60,6 +60,9 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
     )
     def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
         day = date.fromisoformat(context.partition_key)
+        if not postgres.purges(entry.source):
+            raise Failure(f"{entry.key} {day}: purging is off for {entry.source} (FORGE_PURGE does not name it); "
+                          "nothing was archived or deleted")
         missing = [k.to_user_string() for k in upstream
                    if context.partition_key not in context.instance.get_materialized_partitions(k)]
         if missing:

@@ -32,6 +32,15 @@ def rollups_reading(entry: TableEntry) -> list[AssetKey]:
     return [rollup_key(spec.name) for spec in ROLLUPS if spec.source == entry.source and entry.table in spec.reads]
 
 
+def source_of(key: AssetKey) -> str:
+    """The source system an asset key belongs to (source table, rollup or archive)."""
+    if key.path[0] == "archive":
+        return key.path[1]
+    if len(key.path) == 2:
+        return key.path[0]
+    return next(spec.source for spec in ROLLUPS if spec.name == key.path[0])
+
+
 def source_group(source: str) -> str:
     return f"{source}_source"
 

@@ -3,9 +3,8 @@
 from dagster import AssetSelection, define_asset_job
 
 from forge_assets.assets.checks import purge_guards
-from forge_assets.assets.names import archive_job_name, archive_key, rollup_group
+from forge_assets.assets.names import archive_group, archive_job_name, rollup_group
 from forge_assets.config import SOURCES
-from forge_assets.retention.policy import effective_entries
 from forge_assets.rollups.registry import ROLLUPS
 
 rollup_job = define_asset_job(
@@ -17,11 +16,10 @@ rollup_job = define_asset_job(
 archive_jobs = [
     define_asset_job(
         name=archive_job_name(source),
-        selection=AssetSelection.assets(*(archive_key(e) for e in effective_entries(source))) | purge_guards(source),
+        selection=AssetSelection.groups(archive_group(source)) | purge_guards(source),
         description=f"Archive and purge one overdue day of every {source} table in the retention catalog.",
     )
     for source in SOURCES
-    if effective_entries(source)  # a source the policy file switches off has no archive job
 ]
 
 quality_job = define_asset_job(

@@ -52,8 +52,10 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
     selected = policy.effective_entries(source, table)
     if not policy.sources[source].enabled:
         raise CatalogError(f"{source} is switched off by the policy file ({policy.origin(source + '.enabled')})")
+    if not dry_run:
+        settings.require_purge(source)
     reports = []
-    with source_connection(settings, source) as conn:
+    with source_connection(settings, source, "reader" if dry_run else "retention") as conn:
         validate(conn, selected)
         conn.rollback()
         for entry in selected:

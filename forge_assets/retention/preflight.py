@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from forge_assets.retention.catalog import TableEntry, rule_reads, validate
 
@@ -25,9 +26,10 @@ def check_archive(conn: psycopg.Connection, entry: TableEntry, directory: Path) 
     missing = _missing_privileges(conn, entry)
     if missing:
         user = conn.execute("SELECT current_user").fetchone()[0]
+        grant = sql.SQL("GRANT forge_retention TO {}").format(sql.Identifier(user)).as_string(conn)
         raise PreflightError(
             f"{entry.key}: role {user} lacks {'; '.join(missing)}. Archiving runs as a member of forge_retention "
-            "(README: Least privilege); nothing was written or deleted")
+            f"({grant}; README: Deploy against production); nothing was written or deleted")
     if conn.execute("SELECT current_setting('transaction_read_only')::bool").fetchone()[0]:
         raise PreflightError(f"{entry.key}: the connection is read-only; nothing was written or deleted")
     if entry.archives:
@@ -76,3 +78,26 @@ def _check_writable(entry: TableEntry, directory: Path) -> None:
         raise PreflightError(
             f"{entry.key}: the lake directory {directory} is not writable by this process (uid {os.geteuid()}); "
             "nothing was written or deleted")
+
+
+def check_restore(conn: psycopg.Connection, entry: TableEntry) -> None:
+    """Raise PreflightError, before anything is loaded, when the login may not restore `entry`'s rows."""
+    table = conn.execute("SELECT to_regclass(format('%%I', %s::text))::oid", (entry.table,)).fetchone()[0]
+    if table is None:
+        raise PreflightError(f"{entry.key}: table {entry.table} does not exist in this database; nothing was restored")
+    wanted = [
+        *((f"{p} on {entry.table}", "SELECT has_table_privilege(%s::oid, %s)", (table, p)) for p in ("SELECT", "INSERT")),
+        ("USAGE on schema forge_retention", "SELECT has_schema_privilege('forge_retention', 'USAGE')", ()),
+        *((f"{p} on {LEDGER}", "SELECT has_schema_privilege('forge_retention', 'USAGE') AND has_table_privilege(%s, %s)",
+           (LEDGER, p)) for p in ("SELECT", "UPDATE")),
+    ]
+    missing = [label for label, query, args in wanted if not conn.execute(query, args).fetchone()[0]]
+    conn.rollback()
+    if missing:
+        user = conn.execute("SELECT current_user").fetchone()[0]
+        conn.rollback()
+        grant = sql.SQL("GRANT forge_owner TO {}").format(sql.Identifier(user)).as_string(conn)
+        raise PreflightError(
+            f"{entry.key}: role {user} lacks {'; '.join(missing)}. Restoring runs as the owner login "
+            f"(FORGE_<SOURCE>_OWNER_URL, a member of forge_owner: {grant}, with `forge-assets grants` applied; README: "
+            "Deploy against production); nothing was restored")
