@@ -38,4 +38,4 @@ defs = build_definitions({
     "postgres": PostgresResource.from_environment(),
     "lake": ParquetLake.from_environment(),
     "alerts": FailureAlerts.from_environment(),
-}, [s for s in load_settings().sources if current_policy().sources[s].enabled])  # FORGE_POLICY may switch one off
+}, [s for s in load_settings().sources if s in current_policy().enabled_sources])  # FORGE_POLICY may switch one off

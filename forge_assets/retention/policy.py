@@ -45,6 +45,7 @@ from pathlib import Path
 import yaml
 
 from forge_assets.config import SOURCES
+from forge_assets.quality.rules import RULES, rules_for
 from forge_assets.retention.catalog import (
     CATALOG,
     JOB_PREDICATES,
@@ -253,8 +254,6 @@ def declared_schema() -> tuple[dict[tuple[str, str], _Table], dict[tuple[str, st
 
 def _known_values(source: str, table: str, column: str, kind: str) -> tuple[str, ...] | None:
     """The values a column can hold, when the schema or the data-quality rules say."""
-    from forge_assets.quality.rules import RULES
-
     if kind.startswith("enum:"):
         return declared_schema()[1].get((source, kind[5:]))
     for rule in RULES:
@@ -529,8 +528,6 @@ def _names(check: _Checker, item, here: tuple) -> list[str] | None:
 
 
 def _sensitive(check: _Checker, entry: TableEntry, item, here: tuple, columns: Mapping[str, str]):
-    from forge_assets.quality.rules import rules_for
-
     names = _names(check, item, here)
     if names is None:
         return None
@@ -745,8 +742,9 @@ def _check_order(check: _Checker, policy: Policy) -> None:
 
 # --- the process's policy -----------------------------------------------------------------------------------
 
-def policy_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    value = (os.environ if environ is None else environ).get(POLICY_VARIABLE) or None
+def policy_path() -> Path | None:
+    """The file FORGE_POLICY names, or None."""
+    value = os.environ.get(POLICY_VARIABLE)
     return Path(value).expanduser().absolute() if value else None
 
 
