@@ -1,4 +1,5 @@
-"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, doctor, lake, dev, docs, server)."""
+"""forge-assets: the command line (migrate, seed, demo, archive, restore, grants, doctor, policy, lake, dev,
+docs, server)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from forge_assets.embedded import stop_embedded_server
 from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, run_migrations
 from forge_assets.retention.backlog import archive_source, print_archive_reports
-from forge_assets.retention.catalog import CatalogError, entries
+from forge_assets.retention.catalog import CatalogError
 from forge_assets.retention.engine import RetentionError, restore_day
+from forge_assets.retention.policy import PolicyError, current_policy, describe_policy, effective_entries
 from forge_assets.retention.preflight import PreflightError, check_restore
 from forge_assets.roles import grant_statements, ownership_note
 from forge_assets.seed.common import SeedPlan
@@ -117,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
                                               "works and the GRANT that would fix what does not")
     doc.add_argument("--source", action="append", choices=SOURCES, help="only this source (repeatable)")
 
+    commands.add_parser("policy", help="print the effective retention policy (the built-in catalog and the "
+                                       "FORGE_POLICY file) and where each value comes from")
     commands.add_parser("dev", help="open the Dagster UI (webserver and daemon); other arguments go to `dagster dev`")
     commands.add_parser("docs", help="regenerate docs/rollups.md, docs/retention.md and docs/checks.md from the code")
 
@@ -143,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     args.dagster_args = extra
     try:
         settings = load_settings()
+        current_policy()  # a bad policy file stops every command before anything runs
         return COMMANDS[args.command](settings, args) or 0
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"forge-assets: error: {problem}", file=sys.stderr)
+        return 2
     except _KNOWN_ERRORS as exc:
         print(f"forge-assets: error: {exc}", file=sys.stderr)
         return 2
@@ -189,7 +198,7 @@ def _archive(settings: Settings, args) -> int:
 
 
 def _restore(settings: Settings, args) -> None:
-    (entry,) = entries(args.source, args.table)[:1]
+    (entry,) = effective_entries(args.source, args.table, include_disabled=True)[:1]
     with source_connection(settings, args.source, "owner") as conn:
         check_restore(conn, entry)
         inserted = restore_day(conn, entry, args.day, settings.lake_root)
@@ -197,6 +206,10 @@ def _restore(settings: Settings, args) -> None:
     from forge_assets.assets.ledger import report_restore
 
     report_restore(settings, entry, args.day, inserted)
+
+
+def _policy(settings: Settings, args) -> None:
+    print(describe_policy(current_policy()), end="")
 
 
 def _demo(settings: Settings, args) -> None:
@@ -278,7 +291,8 @@ def _docs(settings: Settings, args) -> None:
 
 
 COMMANDS = {"migrate": _migrate, "seed": _seed, "demo": _demo, "dev": _dev, "server": _server, "docs": _docs,
-            "archive": _archive, "restore": _restore, "grants": _grants, "doctor": _doctor, "lake": _lake}
+            "archive": _archive, "restore": _restore, "grants": _grants, "doctor": _doctor, "lake": _lake,
+            "policy": _policy}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,6 +16,7 @@ from forge_assets.jobs.schedules import checks_schedule, rollup_schedule
 from forge_assets.resources.alerts import FailureAlerts
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
+from forge_assets.retention.policy import current_policy
 from forge_assets.sensors.failure_sensor import cleanup_failure_sensor
 from forge_assets.sensors.retention_sensor import retention_sensor
 
@@ -39,4 +40,4 @@ defs = build_definitions({
     "postgres": PostgresResource.from_environment(),
     "lake": ParquetLake.from_environment(),
     "alerts": FailureAlerts.from_environment(),
-}, load_settings().sources)
+}, [s for s in load_settings().sources if s in current_policy().enabled_sources])  # FORGE_POLICY may switch one off

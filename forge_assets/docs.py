@@ -76,6 +76,8 @@ back (row count and key checksum), and only then are exactly those rows deleted,
 writes the ledger row (`forge_retention.archive_ledger`). `drop_partition` entries archive whole partitions
 holding only the day's rows and drop them; `delete` entries (volatile rows) are purged without a file.
 Sensitive columns never reach a file. `after`: entries archived first, because their rows reference these.
+These are the built-in values: a policy file (`FORGE_POLICY`, README "Retention policy file") overrides them
+and adds rules per status, template, launch type or organization; `forge-assets policy` prints the result.
 
 | entry | table | day of a row | keep days | strategy | key | sensitive (never archived) | after |
 |---|---|---|---:|---|---|---|---|

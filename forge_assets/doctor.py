@@ -11,7 +11,8 @@ from psycopg import sql
 from forge_assets.config import ROLES, Settings, login_variable
 from forge_assets.conninfo import redact
 from forge_assets.db import DatabaseUnavailable, source_connection
-from forge_assets.retention.catalog import SENSITIVE, entries
+from forge_assets.retention.catalog import SENSITIVE
+from forge_assets.retention.policy import effective_entries
 from forge_assets.roles import OWNER, READER, RETENTION
 
 LEDGER = ("forge_retention", "archive_ledger")
@@ -96,7 +97,7 @@ def _role_findings(conn: psycopg.Connection, source: str, role: str, own_login: 
 def _tables(conn: psycopg.Connection, source: str, role: str) -> dict[str, tuple[str, ...]]:
     """The tables a role works on and the privileges it needs on each."""
     if role in _TABLE_PRIVILEGES:
-        return {e.table: _TABLE_PRIVILEGES[role] for e in entries(source)}
+        return {e.table: _TABLE_PRIVILEGES[role] for e in effective_entries(source)}
     rows = conn.execute("SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace "
                         "AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1").fetchall()
     return {table: ("SELECT",) for (table,) in rows if not SENSITIVE.get((source, table))}
@@ -105,7 +106,7 @@ def _tables(conn: psycopg.Connection, source: str, role: str) -> dict[str, tuple
 def _ownership(conn: psycopg.Connection, source: str, role: str, login: str) -> list[Finding]:
     """drop_partition entries (retention) and partition creation on restore (owner) need the table's owner."""
     found = []
-    for table in dict.fromkeys(e.table for e in entries(source) if e.strategy == "drop_partition"):
+    for table in dict.fromkeys(e.table for e in effective_entries(source) if e.strategy == "drop_partition"):
         owned = conn.execute(
             "SELECT bool_and(pg_has_role(current_user, c.relowner, 'USAGE')), min(c.relowner::regrole::text) "
             "FROM pg_class c WHERE c.oid = to_regclass(format('%%I', %s::text)) OR c.oid IN "

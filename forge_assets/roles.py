@@ -7,7 +7,8 @@ migrations `sql/migrations/forge_retention/002_roles.sql` and `004_owner_role.sq
   sensitive columns (catalog.SENSITIVE), which it cannot read at all;
 - `forge_retention` (archive and purge): SELECT and DELETE on the catalog's tables, and SELECT on the
   referencing columns of every table with a foreign key into one of them (the engine counts such rows to
-  refuse a purge that would cascade). Nothing else: no INSERT, UPDATE, TRUNCATE or DDL;
+  refuse a purge that would cascade), and SELECT on the columns the policy file's rules read in other tables
+  (job templates and organizations by name). Nothing else: no INSERT, UPDATE, TRUNCATE or DDL;
 - `forge_owner` (restore): SELECT and INSERT on the catalog's tables.
 
 `drop_partition` entries also need forge_retention to own the partitioned table and its partitions:
@@ -20,7 +21,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from forge_assets.retention.catalog import SENSITIVE, entries
+from forge_assets.retention.catalog import rule_reads
+from forge_assets.retention.policy import current_policy
 
 READER = "forge_reader"
 RETENTION = "forge_retention"
@@ -44,32 +46,43 @@ _REFERENCING_COLUMNS = (
 def grant_statements(conn: psycopg.Connection, source: str) -> list[sql.Composed]:
     """The GRANT (and REVOKE) statements that give the three roles exactly their rights on `source`'s tables."""
     reader, retention, owner = sql.Identifier(READER), sql.Identifier(RETENTION), sql.Identifier(OWNER)
+    policy = current_policy()  # the policy file may add sensitive columns, switch entries off, add rules
     statements = []
     schema_of = {}
     for schema, table, columns in conn.execute(_TABLES).fetchall():
         schema_of[table] = schema
         name = sql.Identifier(schema, table)
-        sensitive = SENSITIVE.get((source, table), ())
+        sensitive = policy.sensitive_columns(source, table)
         if not sensitive:
             statements.append(sql.SQL("GRANT SELECT ON {} TO {}").format(name, reader))
             continue
         readable = sql.SQL(", ").join(sql.Identifier(c) for c in columns if c not in sensitive)
         statements.append(sql.SQL("REVOKE SELECT ON {} FROM {}").format(name, reader))  # and its column grants
         statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(readable, name, reader))
-    for table in dict.fromkeys(e.table for e in entries(source)):
+    selected = policy.effective_entries(source)
+    for table in dict.fromkeys(e.table for e in selected):
         name = sql.Identifier(schema_of.get(table, "public"), table)
         statements.append(sql.SQL("GRANT SELECT, DELETE ON {} TO {}").format(name, retention))
         statements.append(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(name, owner))
         for schema, child, column in conn.execute(_REFERENCING_COLUMNS, (table,)):
             statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
                 sql.Identifier(column), sql.Identifier(schema, child), retention))
+    reads: dict[str, dict[str, None]] = {}
+    for entry in selected:
+        for table, columns in rule_reads(entry).items():
+            reads.setdefault(table, {}).update(dict.fromkeys(columns))
+    for table, columns in reads.items():
+        if table not in {e.table for e in selected}:  # read by the policy's rules
+            statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema_of.get(table, "public"), table),
+                retention))
     conn.rollback()
     return statements
 
 
 def ownership_note(source: str) -> list[str]:
     """What `drop_partition` entries need beyond GRANTs, as SQL comment lines for the owner to act on."""
-    tables = sorted({e.table for e in entries(source) if e.strategy == "drop_partition"})
+    tables = sorted({e.table for e in current_policy().effective_entries(source) if e.strategy == "drop_partition"})
     if not tables:
         return []
     return [

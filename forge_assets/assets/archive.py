@@ -34,8 +34,9 @@ from forge_assets.assets.partitions import DAILY
 from forge_assets.operations import load_operations
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.retention.catalog import CATALOG, TableEntry
+from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.engine import DayResult, NotOverdue, RetentionError, archive_day, days_holding_rows
+from forge_assets.retention.policy import effective_entries
 from forge_assets.retention.preflight import PreflightError
 
 # Days of one table a backfill run covers (each still its own transaction, ledger entry and partition).
@@ -45,9 +46,11 @@ DAYS_PER_RUN = load_operations().archive_days_per_run
 def _describe(entry: TableEntry) -> str:
     action = {"archive": "Archives to Parquet, then purges,", "delete": "Purges (no archive: volatile rows)",
               "drop_partition": "Archives whole partitions to Parquet and drops them (other rows row by row),"}
+    rules = "".join(f" Rows where {rule.describe()}." for rule in entry.rules)
+    last = f" The newest {entry.keep_last} jobs of each template stay." if entry.keep_last else ""
     return (f"{action[entry.strategy]} the rows of {entry.source}.{entry.table} whose {entry.time_column} falls on "
-            f"the partition's UTC day, once the day is {entry.keep_days} days old. Each file is verified and "
-            "ledgered in forge_retention.archive_ledger in the purge's own transaction.")
+            f"the partition's UTC day, once the day is {entry.keep_days} days old.{rules}{last} Each file is verified "
+            "and ledgered in forge_retention.archive_ledger in the purge's own transaction.")
 
 
 def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
@@ -66,6 +69,7 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
         pool=purge_pool(entry.source),
         op_tags={RUN_TAG_TABLE: entry.key},
         metadata={"keep_days": entry.keep_days, "strategy": entry.strategy, "time_column": entry.time_column,
+                  "rules": "; ".join(rule.describe() for rule in entry.rules) or "none",
                   "sensitive_columns_never_archived": ", ".join(entry.sensitive_columns) or "none"},
     )
     def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
@@ -100,7 +104,7 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
         now = datetime.now(timezone.utc)
         results = []
         if day == first_partition():  # the days before the first partition have no partition of their own
-            older = days_holding_rows(conn, entry, date(1900, 1, 1), day - timedelta(days=1), 100_000)
+            older = days_holding_rows(conn, entry, date(1900, 1, 1), day - timedelta(days=1), 100_000, now)
             results = [archive_day(conn, entry, d, lake_root, now, run_id=context.run.run_id, wait=True) for d in older]
         results.append(archive_day(conn, entry, day, lake_root, now, run_id=context.run.run_id, wait=True))
         return _combined(day, results)
@@ -120,4 +124,4 @@ def _combined(day: date, results: list[DayResult]) -> DayResult:
 
 with warnings.catch_warnings():  # backfill_policy is a beta parameter
     warnings.simplefilter("ignore", BetaWarning)
-    ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in CATALOG]
+    ARCHIVE_ASSETS: list[AssetsDefinition] = [build_archive_asset(entry) for entry in effective_entries()]

@@ -38,7 +38,8 @@ from forge_assets.quality.reconciliation import reconciliation, sanity
 from forge_assets.quality.rules import rules_for, tables
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.retention.catalog import CATALOG, TableEntry
+from forge_assets.retention.catalog import TableEntry
+from forge_assets.retention.policy import effective_entries
 from forge_assets.rollups.registry import ROLLUPS
 from forge_assets.rollups.spec import RollupSpec
 
@@ -144,9 +145,10 @@ def build_rollup_checks(spec: RollupSpec) -> AssetChecksDefinition:
 def build_archive_checks(entry: TableEntry) -> AssetChecksDefinition:
     """Retention compliance of the whole table, and integrity of the files ledgered for the run's days."""
     key = archive_key(entry)
+    grace = entry.grace_days if entry.grace_days is not None else GRACE_DAYS
     specs = [AssetCheckSpec("retention_compliance", asset=key,
-                            description=f"no row of {entry.table} older than keep_days ({entry.keep_days}) "
-                            f"+ {GRACE_DAYS} days of grace")]
+                            description=f"no row of {entry.table} older than keep_days ({entry.keep_days}"
+                            f"{', or its rule' if entry.rules else ''}) + {grace} days of grace")]
     if entry.archives:
         specs.append(AssetCheckSpec("archive_integrity", asset=key,
                                     description="files of the run's days exist, reread to their ledgered row count "
@@ -169,7 +171,7 @@ def build_archive_checks(entry: TableEntry) -> AssetChecksDefinition:
 
 SOURCE_CHECKS = [build_source_checks(source, table) for source, table in tables()]
 ROLLUP_CHECKS = [build_rollup_checks(spec) for spec in ROLLUPS]
-ARCHIVE_CHECKS = [build_archive_checks(entry) for entry in CATALOG]
+ARCHIVE_CHECKS = [build_archive_checks(entry) for entry in effective_entries()]
 QUALITY_CHECKS: list[AssetChecksDefinition] = [*SOURCE_CHECKS, *ROLLUP_CHECKS, *ARCHIVE_CHECKS]
 
 
@@ -181,7 +183,7 @@ def _guarded(entries: list[TableEntry]) -> list[AssetKey]:
 def purge_guards(source: str) -> AssetSelection:
     """The checks an archive job of `source` runs before purging: those of the source tables it archives and
     of the rollups reading them (their blocking checks gate the archive assets downstream)."""
-    return AssetSelection.checks_for_assets(*_guarded([e for e in CATALOG if e.source == source]))
+    return AssetSelection.checks_for_assets(*_guarded(effective_entries(source)))
 
 
 def archive_run_checks(entry: TableEntry) -> list[AssetCheckKey]:

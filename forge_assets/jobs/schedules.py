@@ -3,21 +3,24 @@
 from dagster import DefaultScheduleStatus, ScheduleDefinition, build_schedule_from_partitioned_job
 
 from forge_assets.jobs.asset_jobs import quality_job, rollup_job
+from forge_assets.retention.policy import operations
+
+ROLLUP_TIME, CHECKS_TIME = operations().rollup_schedule, operations().checks_schedule  # UTC, FORGE_POLICY
 
 rollup_schedule = build_schedule_from_partitioned_job(
     rollup_job,
     name="rollups_daily",
-    hour_of_day=0,
-    minute_of_hour=30,
+    hour_of_day=ROLLUP_TIME.hour,
+    minute_of_hour=ROLLUP_TIME.minute,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Rollups of the previous UTC day, 30 minutes after midnight.",
+    description=f"Rollups of the previous UTC day, at {ROLLUP_TIME:%H:%M} UTC.",
 )
 
 checks_schedule = ScheduleDefinition(
     name="checks_daily",
     job=quality_job,
-    cron_schedule="0 2 * * *",
+    cron_schedule=f"{CHECKS_TIME.minute} {CHECKS_TIME.hour} * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Every data-quality check on the previous UTC day at 02:00, after its rollups.",
+    description=f"Every data-quality check on the previous UTC day at {CHECKS_TIME:%H:%M} UTC, after its rollups.",
 )

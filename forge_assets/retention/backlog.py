@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from forge_assets.config import Settings
 from forge_assets.db import source_connection
-from forge_assets.retention.catalog import TableEntry, entries, validate
+from forge_assets.retention.catalog import CatalogError, TableEntry, validate
 from forge_assets.retention.engine import (
     DayResult,
     NotOverdue,
@@ -16,6 +16,7 @@ from forge_assets.retention.engine import (
     dry_run_day,
     overdue_days,
 )
+from forge_assets.retention.policy import current_policy
 
 
 @dataclass
@@ -47,7 +48,10 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
     Entries run in catalog order (children before the rows they reference). A day that cannot be purged
     yet (rows still referenced, or not overdue when a whole source is asked for) is reported as deferred.
     """
-    selected = entries(source, table)
+    policy = current_policy()
+    selected = policy.effective_entries(source, table)
+    if not policy.sources[source].enabled:
+        raise CatalogError(f"{source} is switched off by the policy file ({policy.origin(source + '.enabled')})")
     if not dry_run:
         settings.require_purge(source)
     reports = []

@@ -15,18 +15,27 @@ that a purge never cascades into rows that are not archived. The engine refuses 
 Columns listed in SENSITIVE never leave the database: they are left out of every Parquet file.
 Retention days follow the sources' own documentation where it gives one; the other values are documented
 defaults (see README).
+
+An operator's policy file (retention/policy.py) overrides these entries and may attach ``rules``: each keeps
+the rows it selects (by the table's own columns, or, on Forge's job tables, by the job's template, launch
+type, status and organization) for its own ``keep_days``; the first matching rule wins, other rows keep the
+entry's. ``keep_last`` keeps the newest N jobs of every job template whatever their age. ``due_filter`` is
+the one SQL predicate that says which rows have reached their retention: the engine's days, the sensor's
+probes and the compliance check all use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 import psycopg
 from psycopg import sql
 
 from forge_assets.config import check_source
+from forge_assets.days import day_window
 
 Strategy = Literal["archive", "drop_partition", "delete"]
 
@@ -49,6 +58,52 @@ class CatalogError(ValueError):
     """The catalog does not match the live schema, or names something unknown."""
 
 
+# Forge's job tables: a rule on one of them may select rows by their job's template and organization (by
+# name), launch type and status; events and host summaries reach their job through job_id.
+JOB_TABLE = "main_job"
+JOB_TABLES: dict[str, str | None] = {"main_job": None, "main_jobevent": "job_id", "main_jobhostsummary": "job_id"}
+# predicate -> (the job's column, the named table it references or None for the job's own value)
+JOB_PREDICATES: dict[str, tuple[str, str | None]] = {
+    "job_template": ("job_template_id", "main_jobtemplate"),
+    "launch_type": ("launch_type", None),
+    "status": ("status", None),
+    "organization": ("organization_id", "main_organization"),
+}
+
+
+def job_link(source: str, table: str) -> str | None | bool:
+    """For a Forge job table: the column naming its job (None for main_job itself); False for other tables."""
+    return JOB_TABLES[table] if source == "forge" and table in JOB_TABLES else False
+
+
+Value = str | None
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """One condition of a rule: the row's `column` (or, when `job`, its job's `column`, one of JOB_PREDICATES)
+    holds one of `values`, compared as text; None stands for NULL."""
+
+    column: str
+    values: tuple[Value, ...]
+    job: bool = False
+
+    def describe(self) -> str:
+        shown = ", ".join("null" if v is None else v for v in self.values)
+        return f"{'job.' if self.job else ''}{self.column} in ({shown})"
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """Rows matching every predicate of `where` stay `keep_days` days (when no earlier rule matched them)."""
+
+    where: tuple[Predicate, ...]
+    keep_days: int
+
+    def describe(self) -> str:
+        return f"{' and '.join(p.describe() for p in self.where)}: keep {self.keep_days} days"
+
+
 @dataclass(frozen=True)
 class TableEntry:
     """One retention policy: a table (or a slice of it) of one source."""
@@ -65,11 +120,18 @@ class TableEntry:
     tenant_column: str | None = None
     naive_utc: bool = False
     after: tuple[str, ...] = ()
+    rules: tuple[RetentionRule, ...] = ()
+    keep_last: int | None = None
+    grace_days: int | None = None
+    extra_sensitive: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_source(self.source)
-        if self.keep_days < 1:
-            raise CatalogError(f"{self.key}: keep_days must be at least 1 (got {self.keep_days})")
+        for keep in (self.keep_days, *(r.keep_days for r in self.rules)):
+            if keep < 1:
+                raise CatalogError(f"{self.key}: keep_days must be at least 1 (got {keep})")
+        if self.keep_last is not None and (self.keep_last < 1 or (self.source, self.table) != ("forge", JOB_TABLE)):
+            raise CatalogError(f"{self.key}: keep_last is a whole number of at least 1, on forge.main_job only")
         if self.strategy not in ("archive", "drop_partition", "delete"):
             raise CatalogError(f"{self.key}: unknown strategy {self.strategy!r}")
         if bool(self.slice_column) != bool(self.slice_values):
@@ -87,7 +149,23 @@ class TableEntry:
 
     @property
     def sensitive_columns(self) -> tuple[str, ...]:
-        return SENSITIVE.get((self.source, self.table), ())
+        built_in = SENSITIVE.get((self.source, self.table), ())
+        return built_in + tuple(c for c in self.extra_sensitive if c not in built_in)
+
+    @property
+    def selective(self) -> bool:
+        """Whether rows of one day may reach their retention on different days (rules, keep_last)."""
+        return bool(self.rules) or self.keep_last is not None
+
+    @property
+    def keeps(self) -> tuple[int, ...]:
+        """Every keep_days a row of the entry may have, shortest first."""
+        return tuple(sorted({self.keep_days, *(r.keep_days for r in self.rules)}))
+
+    @property
+    def shortest_keep_days(self) -> int:
+        """The fewest days any row stays: the newest day that may hold overdue rows follows from it."""
+        return self.keeps[0]
 
     @property
     def archives(self) -> bool:
@@ -145,6 +223,112 @@ def slice_filter(entry: TableEntry) -> sql.Composable:
     return sql.SQL("{}::text = ANY({})").format(sql.Identifier(entry.slice_column), sql.Literal(list(entry.slice_values)))
 
 
+def keep_cutoff(keep_days: int, now: datetime) -> datetime:
+    """The UTC midnight before which a row kept `keep_days` days is overdue at `now` (the end of the engine's
+    last_overdue_day for that keep)."""
+    last = (now - timedelta(days=keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
+    return day_window(last, last)[1]
+
+
+def _column(alias: str | None, name: str) -> sql.Identifier:
+    return sql.Identifier(alias, name) if alias else sql.Identifier(name)
+
+
+def _one_of(column: sql.Composable, values: tuple[Value, ...]) -> sql.Composable:
+    terms = []
+    present = [v for v in values if v is not None]
+    if present:
+        terms.append(sql.SQL("{}::text = ANY({})").format(column, sql.Literal(present)))
+    if len(present) < len(values):
+        terms.append(sql.SQL("{} IS NULL").format(column))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(terms))
+
+
+def _job_condition(predicate: Predicate, alias: str | None) -> sql.Composable:
+    """A job predicate on a row of main_job (`alias`, or unqualified)."""
+    column, named = JOB_PREDICATES[predicate.column]
+    if named is None:
+        return _one_of(_column(alias, column), predicate.values)
+    names = tuple(v for v in predicate.values if v is not None)
+    terms = []
+    if names:
+        terms.append(sql.SQL("{} IN (SELECT id FROM {} WHERE name::text = ANY({}))").format(
+            _column(alias, column), sql.Identifier(named), sql.Literal(list(names))))
+    if len(names) < len(predicate.values):
+        terms.append(sql.SQL("{} IS NULL").format(_column(alias, column)))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(terms))
+
+
+def rule_filter(entry: TableEntry, rule: RetentionRule, alias: str | None = None) -> sql.Composable:
+    """The SQL predicate selecting the rows a rule applies to. Subqueries are uncorrelated (a job's rows are
+    found by `job_id IN (SELECT id FROM main_job WHERE ...)`), so the row's columns may stay unqualified."""
+    own = [_one_of(_column(alias, p.column), p.values) for p in rule.where if not p.job]
+    on_job = [p for p in rule.where if p.job]
+    if on_job:
+        link = job_link(entry.source, entry.table)
+        if link is None:  # main_job itself
+            own += [_job_condition(p, alias) for p in on_job]
+        else:
+            own.append(sql.SQL("{} IN (SELECT id FROM {} WHERE {})").format(
+                _column(alias, link), sql.Identifier(JOB_TABLE),
+                sql.SQL(" AND ").join(_job_condition(p, None) for p in on_job)))
+    return sql.SQL(" AND ").join(own) if own else sql.SQL("true")
+
+
+def due_filter(entry: TableEntry, now: datetime, alias: str | None = None) -> sql.Composable:
+    """Rows whose retention has passed at `now`: the first rule matching a row gives its keep_days, the
+    entry's keep_days otherwise; rows among the newest `keep_last` jobs of their template are never due.
+    `true` for an entry without rules (its days are due as a whole: callers bound the time column)."""
+    if not entry.selective:
+        return sql.SQL("true")
+    time_column = _column(alias, entry.time_column)
+
+    def before(keep: int) -> sql.Composable:
+        cutoff = keep_cutoff(keep, now)
+        return sql.SQL("{} < {}").format(time_column, sql.Literal(cutoff.replace(tzinfo=None) if entry.naive_utc
+                                                                  else cutoff))
+
+    branches = [sql.SQL("WHEN {} THEN {}").format(rule_filter(entry, rule, alias), before(rule.keep_days))
+                for rule in entry.rules]
+    due = sql.SQL("(CASE {} ELSE {} END)").format(sql.SQL(" ").join(branches), before(entry.keep_days)) \
+        if branches else before(entry.keep_days)
+    if entry.keep_last is not None:
+        newest = sql.SQL(
+            "SELECT m.id FROM main_jobtemplate jt CROSS JOIN LATERAL (SELECT j.id FROM main_job j "
+            "WHERE j.job_template_id = jt.id ORDER BY j.created DESC, j.id DESC LIMIT {}) m").format(
+            sql.Literal(entry.keep_last))
+        due = sql.SQL("{} AND ({} IS NULL OR {} NOT IN ({}))").format(
+            due, _column(alias, "job_template_id"), _column(alias, "id"), newest)
+    return due
+
+
+def rule_columns(entry: TableEntry) -> set[str]:
+    """The entry's own columns its rules and keep_last read."""
+    columns = {p.column for r in entry.rules for p in r.where if not p.job}
+    if any(p.job for r in entry.rules for p in r.where):
+        link = job_link(entry.source, entry.table)
+        columns |= {link} if link else {JOB_PREDICATES[p.column][0] for r in entry.rules for p in r.where if p.job}
+    if entry.keep_last is not None:
+        columns |= {"id", "job_template_id"}
+    return columns
+
+
+def rule_reads(entry: TableEntry) -> dict[str, tuple[str, ...]]:
+    """Other tables (and their columns) that the entry's rules and keep_last read: the job of an event or host
+    summary, job templates and organizations by name."""
+    reads: dict[str, dict[str, None]] = {}
+    on_job = [p for r in entry.rules for p in r.where if p.job]
+    if on_job and job_link(entry.source, entry.table):
+        reads.setdefault(JOB_TABLE, {}).update(dict.fromkeys(["id", *(JOB_PREDICATES[p.column][0] for p in on_job)]))
+    for p in on_job:
+        named = JOB_PREDICATES[p.column][1]
+        if named:
+            reads.setdefault(named, {}).update(dict.fromkeys(["id", "name"]))
+    if entry.keep_last is not None:
+        reads.setdefault("main_jobtemplate", {})["id"] = None
+    return {table: tuple(columns) for table, columns in reads.items() if table != entry.table}
+
+
 def entries(source: str | None = None, name: str | None = None) -> list[TableEntry]:
     """Catalog entries of a source (all sources when None), or the one named; unknown names are errors."""
     if source is not None:
@@ -158,23 +342,29 @@ def entries(source: str | None = None, name: str | None = None) -> list[TableEnt
     return selected
 
 
+def _columns(conn: psycopg.Connection, table: str) -> set[str]:
+    return {name for (name,) in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(format('%%I', %s::text)) "
+        "AND attnum > 0 AND NOT attisdropped", (table,))}
+
+
 def validate(conn: psycopg.Connection, selected: Iterable[TableEntry]) -> None:
     """Check entries against the live schema of `conn`; raise CatalogError listing every mismatch."""
     problems = []
     for entry in selected:
-        columns = {
-            name for (name,) in conn.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(format('%%I', %s::text)) "
-                "AND attnum > 0 AND NOT attisdropped", (entry.table,)
-            )
-        }
+        columns = _columns(conn, entry.table)
         if not columns:
             problems.append(f"{entry.key}: table {entry.table!r} does not exist")
             continue
         wanted = {entry.time_column, *entry.key_columns, *entry.sensitive_columns}
-        wanted |= {c for c in (entry.slice_column, entry.tenant_column) if c}
+        wanted |= {c for c in (entry.slice_column, entry.tenant_column) if c} | rule_columns(entry)
         missing = sorted(wanted - columns)
         if missing:
             problems.append(f"{entry.key}: column(s) {', '.join(missing)} missing from {entry.table!r}")
+        for table, needed in rule_reads(entry).items():
+            found = _columns(conn, table)
+            if set(needed) - found:
+                problems.append(f"{entry.key}: its rules read {table}({', '.join(needed)}), which "
+                                f"{'lacks ' + ', '.join(sorted(set(needed) - found)) if found else 'does not exist'}")
     if problems:
         raise CatalogError("catalog does not match the database: " + "; ".join(problems))

@@ -28,7 +28,7 @@ from forge_assets.days import day_window
 from forge_assets.lake import archive_day_directory
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention import preflight
-from forge_assets.retention.catalog import TableEntry, slice_filter
+from forge_assets.retention.catalog import TableEntry, due_filter, slice_filter
 from forge_assets.retention.columns import archive_columns, schema_of, select_list
 from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
 from forge_assets.retention.stream import export_conninfo, export_to_parquet, release_freed_memory, reread
@@ -71,8 +71,9 @@ def new_run_id() -> str:
 
 
 def last_overdue_day(entry: TableEntry, now: datetime) -> date:
-    """The newest day all of whose rows are older than keep_days at `now`."""
-    return (now - timedelta(days=entry.keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
+    """The newest day all of whose rows are older than keep_days at `now` (the shortest keep_days of the
+    entry's rules: older days may hold rows that are due; due_filter says which)."""
+    return (now - timedelta(days=entry.shortest_keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
 
 
 def _first_day(conn: psycopg.Connection, entry: TableEntry, where: sql.Composable) -> date | None:
@@ -100,12 +101,13 @@ def overdue_days(conn: psycopg.Connection, entry: TableEntry, now: datetime, unt
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def days_holding_rows(conn: psycopg.Connection, entry: TableEntry, first: date, last: date, limit: int) -> list[date]:
-    """Up to `limit` UTC days from `first` through `last` that hold rows of the entry, oldest first: one
-    indexed min() per day found, so empty days cost nothing."""
+def days_holding_rows(conn: psycopg.Connection, entry: TableEntry, first: date, last: date, limit: int,
+                      now: datetime | None = None) -> list[date]:
+    """Up to `limit` UTC days from `first` through `last` that hold rows of the entry (rows due at `now`, when
+    given), oldest first: one indexed min() per day found, so empty days cost nothing."""
     days: list[date] = []
     while first <= last and len(days) < limit:
-        found = _first_day(conn, entry, _day_filter(entry, first, last))
+        found = _first_day(conn, entry, _day_filter(entry, first, last, now))
         if found is None:
             break
         days.append(found)
@@ -116,20 +118,25 @@ def days_holding_rows(conn: psycopg.Connection, entry: TableEntry, first: date, 
 
 def require_overdue(entry: TableEntry, day: date, now: datetime) -> None:
     if day > last_overdue_day(entry, now):
-        due = day + timedelta(days=entry.keep_days + 1)
+        due = day + timedelta(days=entry.shortest_keep_days + 1)
         raise NotOverdue(
-            f"{entry.key} keeps {entry.keep_days} days: {day} is not overdue before {due} 00:00 UTC; nothing deleted"
+            f"{entry.key} keeps {entry.shortest_keep_days} days: {day} is not overdue before {due} 00:00 UTC; "
+            "nothing deleted"
         )
 
 
-def _day_filter(entry: TableEntry, day: date, last: date | None = None) -> sql.Composed:
-    """Rows whose time falls on `day` (through `last`, when given) in UTC, within the entry's slice."""
+def _day_filter(entry: TableEntry, day: date, last: date | None = None, now: datetime | None = None) -> sql.Composed:
+    """Rows whose time falls on `day` (through `last`, when given) in UTC, within the entry's slice (and due at
+    `now`, when given: an entry with rules keeps some of a day's rows longer)."""
     start, end = day_window(day, last or day)
     if entry.naive_utc:
         start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     column = sql.Identifier(entry.time_column)
-    return sql.SQL("{c} >= {s} AND {c} < {e} AND {slice}").format(
+    where = sql.SQL("{c} >= {s} AND {c} < {e} AND {slice}").format(
         c=column, s=sql.Literal(start), e=sql.Literal(end), slice=slice_filter(entry))
+    if now is not None and entry.selective:
+        where = sql.SQL("{} AND {}").format(where, due_filter(entry, now))
+    return where
 
 
 def dry_run_day(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> DayResult:
@@ -140,7 +147,7 @@ def dry_run_day(conn: psycopg.Connection, entry: TableEntry, day: date, now: dat
     row = sql.SQL(", ").join(sql.Identifier(c.name) for c in archive_columns(conn, entry))
     rows, size = conn.execute(
         sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(ROW({}))), 0) FROM {} WHERE {}").format(
-            row, sql.Identifier(entry.table), _day_filter(entry, day))
+            row, sql.Identifier(entry.table), _day_filter(entry, day, now=now))
     ).fetchone()
     conn.rollback()
     return DayResult(entry.key, day, rows=rows, bytes=int(size), seconds=time.perf_counter() - began, dry_run=True)
@@ -163,15 +170,16 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
         result.skipped = f"another run is archiving {entry.key} {day}"
         return result
     try:
-        _archive_locked(conn, entry, day, Path(lake_root).resolve(), run_id or new_run_id(), result)
+        _archive_locked(conn, entry, day, Path(lake_root).resolve(), run_id or new_run_id(), result, now)
     finally:
         _session_unlock(conn, entry, day)
     result.seconds = time.perf_counter() - began
     return result
 
 
-def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id: str, result: DayResult) -> None:
-    partitions = _partitions_within(conn, entry, day) if entry.strategy == "drop_partition" else []
+def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id: str, result: DayResult,
+                    now: datetime) -> None:
+    partitions = _partitions_within(conn, entry, day, now) if entry.strategy == "drop_partition" else []
     conn.commit()
     written: list[Path] = []
     committing = False
@@ -183,11 +191,11 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         _remove_orphans(conn, entry, day, lake_root)
         superseded = _retire_restored(conn, entry, day, lake_root)
-        _refuse_if_referenced(conn, entry, day)
+        _refuse_if_referenced(conn, entry, day, now)
         columns = archive_columns(conn, entry)
         export = _Export(conn, entry, day, columns, lake_root, run_id, snapshot, written)
         for partition in partitions:
-            if not _holds_only(conn, entry, partition, day):  # checked again, now that writers are locked out
+            if not _holds_only(conn, entry, partition, day, now):  # checked again, now that writers are locked out
                 raise RetentionError(f"{entry.key}: partition {partition} changed while it was being archived")
             result.files += export.run(_block_ranges(conn, partition, columns), f"{run_id}-{partition}")
         leaves = [leaf for leaf in _leaves(conn, entry) if leaf[1] not in partitions]
@@ -195,9 +203,9 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
         if entry.archives and leaves:
             result.files += export.run(sql.SQL(" UNION ALL ").join(
                 sql.SQL("SELECT {} FROM {} WHERE {}").format(select_list(columns), sql.Identifier(*leaf),
-                                                             _day_filter(entry, day)) for leaf in leaves), run_id)
+                                                             _day_filter(entry, day, now=now)) for leaf in leaves), run_id)
         deleted = sum(conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
-            sql.Identifier(*leaf), _day_filter(entry, day))).rowcount for leaf in leaves)
+            sql.Identifier(*leaf), _day_filter(entry, day, now=now))).rowcount for leaf in leaves)
         if not entry.archives and deleted:
             _ledger(conn, entry, day, run_id, None, deleted, 0, None, [])
         elif deleted != export.rows - exported:
@@ -286,7 +294,7 @@ def _retire_restored(conn: psycopg.Connection, entry: TableEntry, day: date, lak
     return [lake_root / path for (path,) in rows if path]
 
 
-def _refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
+def _refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> None:
     """Deleting a row that other rows reference would cascade or null them: archive those tables first."""
     references = conn.execute(
         "SELECT c.conrelid::regclass::text, a.attname, p.attname FROM pg_constraint c "
@@ -299,7 +307,7 @@ def _refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day: date
         count = conn.execute(sql.SQL(
             "SELECT count(*) FROM {child} c WHERE c.{fk} IN (SELECT {pk} FROM {parent} WHERE {filter})"
         ).format(child=sql.SQL(child), fk=sql.Identifier(child_column), pk=sql.Identifier(parent_column),
-                 parent=sql.Identifier(entry.table), filter=_day_filter(entry, day))).fetchone()[0]
+                 parent=sql.Identifier(entry.table), filter=_day_filter(entry, day, now=now))).fetchone()[0]
         if count:
             raise RetentionError(
                 f"{entry.key} {day}: {count} rows of {child} still reference these rows; "
@@ -307,22 +315,26 @@ def _refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day: date
             )
 
 
-def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date) -> list[str]:
-    """Non-default partitions whose rows all lie within the day (so the whole partition can go)."""
+def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> list[str]:
+    """Non-default partitions whose rows all lie within the day and are due (so the whole partition can go)."""
     names = [name for (name,) in conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = to_regclass(format('%%I', %s::text)) "
         "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)
     )]
-    return [name for name in names if _holds_only(conn, entry, name, day)]
+    return [name for name in names if _holds_only(conn, entry, name, day, now)]
 
 
-def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day: date) -> bool:
-    """Whether the partition has rows and all of them fall on the day (an indexed min/max)."""
+def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day: date, now: datetime) -> bool:
+    """Whether the partition has rows, all of them fall on the day (an indexed min/max) and, for an entry
+    with rules, all of them are due (a partition holding rows kept longer is archived row by row)."""
     start, end = day_window(day, day)
     low, high = conn.execute(sql.SQL("SELECT min({t}), max({t}) FROM {p}").format(
         t=sql.Identifier(entry.time_column), p=sql.Identifier(partition))).fetchone()
-    return low is not None and low >= start and high < end
+    if low is None or low < start or high >= end:
+        return False
+    return not entry.selective or not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ({}) IS NOT TRUE)").format(
+        sql.Identifier(partition), due_filter(entry, now))).fetchone()[0]
 
 
 def _leaves(conn: psycopg.Connection, entry: TableEntry) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from forge_assets.retention.catalog import TableEntry, validate
+from forge_assets.retention.catalog import TableEntry, rule_reads, validate
 
 LEDGER = "forge_retention.archive_ledger"
 
@@ -50,6 +50,10 @@ def _missing_privileges(conn: psycopg.Connection, entry: TableEntry) -> list[str
         "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
         "WHERE c.contype = 'f' AND c.confrelid = %s AND cardinality(c.conkey) = 1 "
         "AND NOT has_column_privilege(c.conrelid, a.attnum, 'SELECT')", (table,))]
+    missing += [f"SELECT ({', '.join(columns)}) on {other} (read by the policy file's rules)"
+                for other, columns in rule_reads(entry).items()
+                if not all(conn.execute("SELECT has_column_privilege(%s, %s, 'SELECT')", (other, c)).fetchone()[0]
+                           for c in columns)]
     if entry.strategy == "drop_partition":
         not_owned = [name for (name,) in conn.execute(
             "SELECT c.oid::regclass::text FROM pg_class c WHERE (c.oid = %s OR c.oid IN "

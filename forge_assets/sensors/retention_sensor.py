@@ -46,9 +46,10 @@ from forge_assets.jobs.asset_jobs import archive_jobs, rollup_job
 from forge_assets.operations import Operations, load_operations
 from forge_assets.quality.compliance import compliance_query
 from forge_assets.resources.postgres import PostgresResource
-from forge_assets.retention.catalog import CATALOG, TableEntry
+from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.engine import days_holding_rows, last_overdue_day, oldest_day
 from forge_assets.retention.history import restored_days
+from forge_assets.retention.policy import effective_entries
 from forge_assets.rollups.registry import ROLLUPS
 
 # A table with more overdue days than this gets its archive runs dequeued first.
@@ -61,6 +62,8 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 _UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
                DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 ONE_DAY = timedelta(days=1)
+# Oldest days first, and within a day the catalog's order (children before the rows they reference).
+_CATALOG_ORDER = {e.key: i for i, e in enumerate(effective_entries(include_disabled=True))}
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
                 blocked.add(day)
                 plan.waiting.append(f"{entry.key} {day}: {reason}")
         for first, last in _ranges(ready, blocked, ops.archive_days_per_run):
-            archive_ranges.append((first, CATALOG.index(entry), entry, last, len(days)))
+            archive_ranges.append((first, _CATALOG_ORDER[entry.key], entry, last, len(days)))
 
     requests: list[RunRequest] = []
     for source in sorted(missing_rollups):
@@ -249,11 +252,15 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, ops
     for source in (s for s in SOURCES if postgres.serves(s)):
         try:
             with postgres.read(source) as conn:
-                for entry in (e for e in CATALOG if e.source == source):
+                for entry in (e for e in effective_entries() if e.source == source):
                     oldest = oldest_day(conn, entry)
+                    if entry.selective and oldest is not None:  # rows kept longer by a rule do not count yet
+                        oldest = next(iter(days_holding_rows(conn, entry, oldest, last_overdue_day(entry, now), 1,
+                                                             now)), None)
                     held = {day: at + hold for day, at in restored_days(conn, entry).items() if now < at + hold}
                     limit = 4 * ops.archive_days_per_run + recorded.get(entry.key, 0) + len(held)
-                    due = days_holding_rows(conn, entry, oldest, last_overdue_day(entry, now), limit) if oldest else []
+                    due = days_holding_rows(conn, entry, oldest, last_overdue_day(entry, now), limit,
+                                            now) if oldest else []
                     states.append(TableState(entry, oldest, tuple(due), held))
         except DatabaseUnavailable as exc:
             unreachable.append(str(exc))
@@ -262,17 +269,22 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, ops
 
 def purge_plan(postgres: PostgresResource, states: Iterable[TableState], now: datetime) -> list[str]:
     """What the sensor would archive on the sources whose purging is off (FORGE_PURGE): per table, its overdue
-    rows, their oldest time and the first due days. It requests nothing for them."""
-    lines = []
+    rows (due by their own rule, for an entry with rules), their oldest time and the first due days. It
+    requests nothing for them."""
+    states = list(states)
+    lines, seen = [], set()
     for state in states:
-        if not state.due:
+        entry = state.entry
+        days = sorted(d for s in states if s.entry.key == entry.key for d in s.due)
+        if not days or entry.key in seen:
             continue
-        entry, last = state.entry, last_overdue_day(state.entry, now)
+        seen.add(entry.key)
+        last = last_overdue_day(entry, now)
         with postgres.read(entry.source) as conn:
-            rows, oldest = conn.execute(compliance_query(entry, day_window(last, last)[1])).fetchone()
+            rows, oldest = conn.execute(compliance_query(entry, day_window(last, last)[1], now)).fetchone()
         lines.append(f"plan only (purging is off for {entry.source}: FORGE_PURGE): {entry.key} would archive "
                      f"{rows:,} rows up to {last}, oldest {oldest}, first days "
-                     f"{', '.join(str(d) for d in state.due[:3])}")
+                     f"{', '.join(str(d) for d in days[:3])}")
     return lines
 
 
@@ -334,7 +346,7 @@ def build_retention_sensor(clock: Callable[[], datetime] = lambda: datetime.now(
         for source in (s for s in SOURCES if postgres.serves(s)):
             try:
                 with postgres.read(source) as conn:
-                    entries = [e for e in CATALOG if e.source == source
+                    entries = [e for e in effective_entries() if e.source == source
                                and not any(key == e.key for key, _ in in_flight)]
                     reconciled += reconcile(context.instance, conn, entries)
             except DatabaseUnavailable:
