@@ -10,8 +10,8 @@ import psycopg
 from psycopg import sql
 
 from forge_assets.days import day_window
-from forge_assets.retention.catalog import TableEntry
-from forge_assets.retention.engine import _first_day, _slice_filter, last_overdue_day
+from forge_assets.retention.catalog import TableEntry, slice_filter
+from forge_assets.retention.engine import _first_day, last_overdue_day
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Backlog:
 def backlog(conn: psycopg.Connection, entry: TableEntry, now: datetime) -> Backlog:
     """Overdue days holding rows and their rows: one grouped count over the indexed overdue range."""
     last = last_overdue_day(entry, now)
-    first = _first_day(conn, entry, _slice_filter(entry))
+    first = _first_day(conn, entry, slice_filter(entry))
     if first is None or first > last:
         conn.rollback()
         return Backlog(0, 0, None)
@@ -70,7 +70,7 @@ def backlog(conn: psycopg.Connection, entry: TableEntry, now: datetime) -> Backl
     day_of = (sql.SQL("({}::date)").format(column) if entry.naive_utc
               else sql.SQL("(({} AT TIME ZONE 'UTC')::date)").format(column))
     days, rows = conn.execute(sql.SQL("SELECT count(DISTINCT {d}), count(*) FROM {t} WHERE {c} < {b} AND {s}").format(
-        d=day_of, t=sql.Identifier(entry.table), c=column, b=bound, s=_slice_filter(entry))).fetchone()
+        d=day_of, t=sql.Identifier(entry.table), c=column, b=bound, s=slice_filter(entry))).fetchone()
     conn.rollback()
     return Backlog(int(days), int(rows), first)
 
