@@ -1,11 +1,15 @@
 """Rules evaluated by Great Expectations 1.x on PostgreSQL, in an ephemeral context (no files, no network).
 
 Each table's window becomes one GX query asset (`SELECT * FROM t WHERE time >= start AND time < end`, an
-indexed range: never `add_batch_definition_daily`, which scans the whole table). Allowed sets, not-null,
-ranges and column orderings are GX's own column expectations, computed in PostgreSQL; membership in another
-table and expressions over several columns or JSON are `UnexpectedRowsExpectation` anti-joins (never large
-value sets). Nothing is loaded into pandas. GX is imported here, lazily, so loading the code location stays
-fast; its progress bars are off. A GX `exception_info` marks the check broken, not the data bad.
+indexed range: never `add_batch_definition_daily`, which scans the whole table) and one suite of
+`UnexpectedRowsExpectation`s, one per rule, validated with result format COMPLETE so GX's result carries the
+rows its query returned. Each query returns at most MAX_SAMPLES violating rows plus the exact count of
+violating rows, computed by PostgreSQL: memory stays bounded whatever the window size and however many rows
+fail. GX's column expectations are not used: on a query asset, GX 1.x reads the batch's column names by
+running the whole query and buffering every row (`column_reflection_fallback` in
+great_expectations/expectations/metrics/util.py), about 1.1 KB of memory per window row; its SUMMARY format
+also fetches every distinct unexpected value. GX is imported here, lazily, so loading the code location
+stays fast; its progress bars are off. A GX `exception_info` marks the check broken, not the data bad.
 """
 
 from __future__ import annotations
@@ -14,14 +18,13 @@ import logging
 import time
 import warnings
 from collections.abc import Iterable
-from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from forge_assets.conninfo import redact, sqlalchemy_url
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
-from forge_assets.quality.queries import Window, checked_value, sample_query, scope, total_query, violation
+from forge_assets.quality.queries import Window, checked_value, scope, total_query, violation
 from forge_assets.quality.rules import Rule
 
 ENGINE = "great_expectations"
@@ -37,32 +40,28 @@ def _import_gx():
     return gx, gxe, ProgressBarsConfig
 
 
-def _expectation(gxe, rule: Rule, batch_sql: str, meta: dict[str, Any]):
-    """The GX expectation of a rule, tagged with the rule's name (GX returns results out of order)."""
-    if rule.kind == "in_set" and not rule.expression:
-        return gxe.ExpectColumnValuesToBeInSet(column=rule.column, value_set=list(rule.values), meta=meta)
-    if rule.kind == "not_null" and not rule.expression:
-        return gxe.ExpectColumnValuesToNotBeNull(column=rule.column, meta=meta)
-    if rule.kind == "between" and not rule.expression:
-        return gxe.ExpectColumnValuesToBeBetween(column=rule.column, min_value=rule.low, max_value=rule.high,
-                                                 meta=meta)
-    if rule.kind == "ordered" and not rule.expression:
-        return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A=rule.column, column_B=rule.other, or_equal=True, ignore_row_if="either_value_is_missing",
-            meta=meta)
-    return gxe.UnexpectedRowsExpectation(unexpected_rows_query=batch_sql, meta=meta)
+FAILING = "failing_rows"
 
 
 def unexpected_rows_query(rule: Rule) -> sql.Composed:
     """The UnexpectedRowsExpectation query of a rule; `{batch}` is GX's placeholder for the window's rows.
 
-    Membership is a LEFT JOIN anti-join (GX then substitutes `({batch})` and leaves the aliasing to us)."""
+    It returns at most MAX_SAMPLES violating rows, each carrying the exact number of violating rows in a
+    `failing_rows` column: PostgreSQL counts (a scalar subquery, evaluated only when a row is returned), GX
+    fetches at most MAX_SAMPLES rows. Membership is a LEFT JOIN anti-join (GX then substitutes `({batch})`
+    and leaves the aliasing to us); the other rules are the plain-SQL evaluator's violation predicates."""
     if rule.kind == "references":
         table, column = rule.target
-        return sql.SQL("SELECT b.{c} FROM {{batch}} b LEFT JOIN {t} r ON r.{rc} = b.{c} "
-                       "WHERE b.{c} IS NOT NULL AND r.{rc} IS NULL").format(
+        violating = sql.SQL("SELECT b.{c} FROM {{batch}} b LEFT JOIN {t} r ON r.{rc} = b.{c} "
+                            "WHERE b.{c} IS NOT NULL AND r.{rc} IS NULL").format(
             c=sql.Identifier(rule.column), t=sql.Identifier(table), rc=sql.Identifier(column))
-    return sql.SQL("SELECT {v} FROM {{batch}} WHERE {p}").format(v=checked_value(rule), p=violation(rule))
+    else:
+        shown = [checked_value(rule)] + ([sql.Identifier(rule.other)] if rule.kind == "ordered" else [])
+        violating = sql.SQL("SELECT {v} FROM {{batch}} WHERE {p}").format(v=sql.SQL(", ").join(shown),
+                                                                         p=violation(rule))
+    return sql.SQL("WITH violating AS NOT MATERIALIZED ({v}) SELECT violating.*, "
+                   "(SELECT count(*) FROM violating) AS {f} FROM violating LIMIT {n}").format(
+        v=violating, f=sql.Identifier(FAILING), n=sql.Literal(MAX_SAMPLES))
 
 
 def _exception(result) -> str | None:
@@ -74,20 +73,14 @@ def _exception(result) -> str | None:
     return None
 
 
-def _outcome(rule: Rule, result, text: str, total: int, conn: psycopg.Connection, window: Window | None,
-             seconds: float) -> Outcome:
+def _outcome(rule: Rule, result, text: str, total: int, seconds: float) -> Outcome:
     error = _exception(result)
     if error is not None:
         return broken(rule.name, text, ENGINE, error, seconds)
-    values = result.result or {}
-    if "unexpected_count" in values:
-        failing = int(values["unexpected_count"] or 0)
-        samples = tuple(values.get("partial_unexpected_list") or ())[:MAX_SAMPLES]
-    else:
-        failing = int(values.get("observed_value") or 0)
-        samples = ()
-        if failing:
-            samples = tuple(r[0] if len(r) == 1 else tuple(r) for r in conn.execute(sample_query(rule, window)))
+    rows = ((result.result or {}).get("details") or {}).get("unexpected_rows") or []
+    failing = int(rows[0][FAILING]) if rows else 0
+    values = [tuple(v for k, v in row.items() if k != FAILING) for row in rows[:MAX_SAMPLES]]
+    samples = tuple(v[0] if len(v) == 1 else v for v in values)
     return Outcome(check=rule.name, passed=bool(result.success) and failing == 0, failing=failing, total=total,
                    query=text, engine=ENGINE, samples=samples, seconds=seconds)
 
@@ -124,13 +117,10 @@ def evaluate_gx(conninfo: str, rules: Iterable[Rule], window: Window | None) -> 
                 suite = context.suites.add(gx.ExpectationSuite(name=f"s{index}_{first.table}"))
                 for rule in group:
                     rows_sql = unexpected_rows_query(rule).as_string(conn)
-                    expectation = _expectation(gxe, rule, rows_sql, {"rule": rule.name})
-                    texts[rule.name] = (rows_sql.replace("{batch}", f"({asset_text})")
-                                        if isinstance(expectation, gxe.UnexpectedRowsExpectation)
-                                        else f"{type(expectation).__name__}({rule.column}) ON {asset_text}")
-                    suite.add_expectation(expectation)
-                results = batch.validate(suite, result_format={"result_format": "SUMMARY",
-                                                               "partial_unexpected_count": MAX_SAMPLES})
+                    texts[rule.name] = rows_sql.replace("{batch}", f"({asset_text})")
+                    suite.add_expectation(gxe.UnexpectedRowsExpectation(unexpected_rows_query=rows_sql,
+                                                                        meta={"rule": rule.name}))
+                results = batch.validate(suite, result_format="COMPLETE")
             except Exception as exc:  # GX wraps driver and config errors in many types: the check is broken
                 seconds = time.perf_counter() - started
                 found.update((r.name, broken(r.name, texts.get(r.name, asset_text), ENGINE, redact(str(exc)), seconds))
@@ -140,6 +130,5 @@ def evaluate_gx(conninfo: str, rules: Iterable[Rule], window: Window | None) -> 
             seconds = time.perf_counter() - started
             for result in results.results:
                 rule = next(r for r in group if r.name == result.expectation_config.meta["rule"])
-                found[rule.name] = _outcome(rule, result, texts[rule.name], total, conn, window, seconds)
-            conn.rollback()
+                found[rule.name] = _outcome(rule, result, texts[rule.name], total, seconds)
     return [found[r.name] for r in rules]
