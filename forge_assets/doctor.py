@@ -9,6 +9,7 @@ import psycopg
 from psycopg import sql
 
 from forge_assets.config import ROLES, Settings, login_variable
+from forge_assets.conninfo import redact
 from forge_assets.db import DatabaseUnavailable, source_connection
 from forge_assets.retention.catalog import SENSITIVE, entries
 from forge_assets.roles import OWNER, READER, RETENTION
@@ -43,6 +44,8 @@ def diagnose(settings: Settings, source: str) -> list[Finding]:
                 findings += _role_findings(conn, source, role, settings.login_url(source, role) is not None)
         except DatabaseUnavailable as exc:
             findings.append(Finding(source, role, "connect", False, f"{exc} ({login_variable(source, role)})"))
+        except psycopg.Error as exc:  # a catalog query this login may not run: say so, check the next role
+            findings.append(Finding(source, role, "inspect privileges", False, redact(" ".join(str(exc).split()))))
     return findings
 
 
@@ -51,18 +54,23 @@ def _role_findings(conn: psycopg.Connection, source: str, role: str, own_login: 
     login = sql.Identifier(user).as_string(conn)
     shared = "" if own_login or role == "reader" else f" (no {login_variable(source, role)}: the reader login)"
     found = [Finding(source, role, f"connect as {user}{shared}", True)]
-    if conn.execute("SELECT to_regclass('forge_retention.archive_ledger') IS NULL").fetchone()[0]:
+    exists, usage = conn.execute(
+        "SELECT n.oid IS NOT NULL, coalesce(has_schema_privilege(n.oid, 'USAGE'), false) FROM (SELECT) x "
+        "LEFT JOIN pg_namespace n ON n.nspname = 'forge_retention'").fetchone()
+    if not exists:
         return [*found, Finding(source, role, "forge_retention schema", False,
                                 f"forge-assets migrate --own-only --source {source} (as the owner login)")]
+    found.append(Finding(source, role, "USAGE on schema forge_retention", usage, f"GRANT {_GROUP[role]} TO {login};"))
     ledger = sql.Identifier(*LEDGER).as_string(conn)
-    for privilege in _LEDGER_PRIVILEGES[role]:
+    for privilege in _LEDGER_PRIVILEGES[role] if usage else ():
         ok = conn.execute("SELECT has_table_privilege(%s, %s)", (".".join(LEDGER), privilege)).fetchone()[0]
         found.append(Finding(source, role, f"{privilege} on {'.'.join(LEDGER)}", ok,
                              f"GRANT {_GROUP[role]} TO {login}; -- or GRANT {privilege} ON {ledger} TO {login};"))
     tables = _tables(conn, source, role)
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]
     for table, privileges in tables.items():
         oid = conn.execute("SELECT to_regclass(format('%%I', %s::text))::oid", (table,)).fetchone()[0]
-        name = sql.Identifier(table).as_string(conn)
+        name = sql.Identifier(schema, table).as_string(conn)
         if oid is None:
             found.append(Finding(source, role, table, False, f"the table {table} does not exist in this database"))
             continue
@@ -75,7 +83,7 @@ def _role_findings(conn: psycopg.Connection, source: str, role: str, own_login: 
         if role == "reader" and sensitive:
             readable = [c for c in sensitive if conn.execute(
                 "SELECT has_column_privilege(%s::oid, %s, 'SELECT')", (oid, c)).fetchone()[0]]
-            revoke = sql.SQL("REVOKE SELECT ON {} FROM {};").format(sql.Identifier(table), sql.Identifier(user))
+            revoke = sql.SQL("REVOKE SELECT ON {} FROM {};").format(sql.Identifier(schema, table), sql.Identifier(user))
             found.append(Finding(source, role, f"cannot read sensitive {table}.{', '.join(sensitive)}", not readable,
                                  f"{revoke.as_string(conn)} then grant its other columns "
                                  f"(`forge-assets grants --source {source}`)"))

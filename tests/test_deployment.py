@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, SkipReason, build_sensor_context, materialize
 from helpers import content
 
 from forge_assets.assets.rollups import ROLLUP_ASSETS
@@ -33,6 +33,7 @@ from forge_assets.retention.catalog import entries
 from forge_assets.retention.engine import overdue_days
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import GENERATORS
+from forge_assets.sensors.retention_sensor import build_retention_sensor
 
 CLI = str(Path(sys.executable).with_name("forge-assets"))
 PASSWORD = f"pw-{uuid.uuid4().hex[:12]}"
@@ -69,6 +70,7 @@ def production(tmp_path_factory):
                 conn.execute(f"CREATE ROLE {group} NOLOGIN")
             for login, group in LOGINS.values():
                 conn.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{PASSWORD}' IN ROLE {group}")
+            conn.execute(f"CREATE ROLE fa_nobody LOGIN PASSWORD '{PASSWORD}'")  # a login before any grant
             conn.execute("CREATE DATABASE forge OWNER forge_app")
         urls = {role: f"postgresql://{login}:{PASSWORD}@127.0.0.1:{port}/forge" for role, (login, _) in LOGINS.items()}
         with psycopg.connect(urls["owner"]) as app:  # the application's own DDL and rows
@@ -150,6 +152,12 @@ def test_migrate_and_grants_as_the_owner_then_doctor(production, tmp_path):
                for line in lines), doctor.stdout  # drop_partition needs ownership: the retention login lacks it
     assert PASSWORD not in doctor.stdout + doctor.stderr
 
+    nobody = production["urls"]["retention"].replace("fa_retention", "fa_nobody")
+    fresh = _cli(_env(production, tmp_path, FORGE_FORGE_RETENTION_URL=nobody), "doctor", "--source", "forge")
+    assert fresh.returncode == 1 and not fresh.stderr, fresh.stderr
+    assert any(line.split()[:2] == ["forge", "retention"] and "USAGE on schema forge_retention" in line
+               and line.endswith('MISSING  GRANT forge_retention TO "fa_nobody";') for line in fresh.stdout.splitlines())
+
 
 def test_each_login_does_its_own_work_and_is_refused_the_rest(production, tmp_path, monkeypatch):
     """Rollups and checks as the reader while the retention login archives a day (concurrently), then the
@@ -168,9 +176,16 @@ def test_each_login_does_its_own_work_and_is_refused_the_rest(production, tmp_pa
                 "--day", str(day), "--dry-run")
     assert plan.returncode == 0 and "would move" in plan.stdout, plan.stderr
 
+    wrong = urls["retention"].replace(PASSWORD, "not-the-password")
+    bad_login = _one_line_error(_cli({**all_logins, "FORGE_FORGE_RETENTION_URL": wrong}, "archive", "--source",
+                                     "forge", "--table", "main_jobhostsummary", "--day", str(day)))
+    assert "cannot connect to fa_retention@127.0.0.1" in bad_login and "password authentication failed" in bad_login
+    assert "not-the-password" not in bad_login
+
     as_reader = _one_line_error(_cli({**all_logins, "FORGE_FORGE_RETENTION_URL": ""}, "archive", "--source", "forge",
                                      "--table", "main_jobhostsummary", "--day", str(day)))
     assert "role fa_reader lacks DELETE on main_jobhostsummary" in as_reader
+    assert 'GRANT forge_retention TO "fa_reader"' in as_reader
 
     for variable in ("FORGE_FORGE_URL", "FORGE_FORGE_RETENTION_URL", "FORGE_FORGE_OWNER_URL", "FORGE_PURGE"):
         monkeypatch.setenv(variable, all_logins[variable])
@@ -197,9 +212,33 @@ def test_each_login_does_its_own_work_and_is_refused_the_rest(production, tmp_pa
 
     as_retention = _one_line_error(_cli({**all_logins, "FORGE_FORGE_OWNER_URL": urls["retention"]}, "restore",
                                         "--source", "forge", "--table", "main_jobhostsummary", "--day", str(day)))
-    assert "role fa_retention lacks INSERT on main_jobhostsummary" in as_retention
+    assert "role fa_retention lacks INSERT on main_jobhostsummary" in as_retention and 'GRANT forge_owner TO "fa_retention"' in as_retention
 
     restored = _cli(all_logins, "restore", "--source", "forge", "--table", "main_jobhostsummary", "--day", str(day))
     assert restored.returncode == 0, restored.stderr
     with psycopg.connect(urls["owner"]) as app:
         assert content(app, SUMMARIES) == before
+
+
+def test_sensor_only_plans_before_purging_is_turned_on(seeded, settings):
+    """Purging off (a source not named by FORGE_PURGE): the sensor requests nothing and its tick shows, per
+    table, the overdue rows it would archive; only the configured sources are probed."""
+    resources = {"postgres": PostgresResource(home=str(settings.home), server_url=settings.server_url,
+                                              database_prefix=settings.database_prefix, sources=["goforge", "forge"],
+                                              purge_sources=[]),
+                 "lake": ParquetLake(root=str(settings.lake_root)), "alerts": FailureAlerts()}
+    sensor = build_retention_sensor()
+    with DagsterInstance.ephemeral() as instance, build_sensor_context(instance=instance, resources=resources) as ctx:
+        result = sensor(ctx)
+    assert isinstance(result, SkipReason), result
+    plans = [line for line in result.skip_message.split("; ") if line.startswith("plan only")]
+    assert any("goforge.container_metrics would archive" in line for line in plans), result.skip_message
+    assert all("goforge" in line or "forge" in line for line in plans)
+    assert not [line for line in plans if "orchestry" in line or "pulse" in line], "unconfigured sources are not probed"
+
+    resources["postgres"] = PostgresResource(home=str(settings.home), server_url=settings.server_url,
+                                             database_prefix=settings.database_prefix, sources=["goforge", "forge"],
+                                             purge_sources=["goforge"])
+    with DagsterInstance.ephemeral() as instance, build_sensor_context(instance=instance, resources=resources) as ctx:
+        requested = sensor(ctx)
+    assert requested.run_requests and all("goforge" in r.run_key for r in requested.run_requests)

@@ -33,6 +33,7 @@ class PostgresResource(ConfigurableResource):
     retention_urls: dict[str, str] = {}
     owner_urls: dict[str, str] = {}
     database_prefix: str = ""
+    sources: list[str] | None = None
     purge_sources: list[str] | None = None
     max_connections: int = 4
     connect_timeout_seconds: float = 30.0
@@ -49,9 +50,14 @@ class PostgresResource(ConfigurableResource):
             home=str(settings.home),
             server_url=EnvVar("FORGE_PG_URL") if settings.server_url else None,
             database_prefix=settings.database_prefix,
+            sources=list(settings.sources),
             purge_sources=list(settings.purge_sources),
             **logins,
         )
+
+    def serves(self, source: str) -> bool:
+        """Whether `source` is configured at all (FORGE_SOURCES or its logins: `sources`; None: every source)."""
+        return self.sources is None or source in self.sources
 
     def purges(self, source: str) -> bool:
         """Whether archive runs may purge `source`: FORGE_PURGE's list (`purge_sources`; None: every source)."""

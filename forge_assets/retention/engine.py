@@ -131,12 +131,14 @@ def _day_filter(entry: TableEntry, day: date, last: date | None = None) -> sql.C
 
 
 def dry_run_day(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> DayResult:
-    """What archiving the day would move: rows and their bytes in PostgreSQL. Changes nothing."""
+    """What archiving the day would move: rows and the bytes of their archived columns in PostgreSQL (the
+    sensitive ones are not read: the reader login cannot). Changes nothing."""
     require_overdue(entry, day, now)
     began = time.perf_counter()
+    row = sql.SQL(", ").join(sql.Identifier(c.name) for c in archive_columns(conn, entry))
     rows, size = conn.execute(
-        sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(t.*)), 0) FROM {} t WHERE {}").format(
-            sql.Identifier(entry.table), _day_filter(entry, day))
+        sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(ROW({}))), 0) FROM {} WHERE {}").format(
+            row, sql.Identifier(entry.table), _day_filter(entry, day))
     ).fetchone()
     conn.rollback()
     return DayResult(entry.key, day, rows=rows, bytes=int(size), seconds=time.perf_counter() - began, dry_run=True)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from forge_assets.retention.catalog import TableEntry, validate
 
@@ -25,9 +26,10 @@ def check_archive(conn: psycopg.Connection, entry: TableEntry, directory: Path) 
     missing = _missing_privileges(conn, entry)
     if missing:
         user = conn.execute("SELECT current_user").fetchone()[0]
+        grant = sql.SQL("GRANT forge_retention TO {}").format(sql.Identifier(user)).as_string(conn)
         raise PreflightError(
             f"{entry.key}: role {user} lacks {'; '.join(missing)}. Archiving runs as a member of forge_retention "
-            "(README: Deploy against production); nothing was written or deleted")
+            f"({grant}; README: Deploy against production); nothing was written or deleted")
     if conn.execute("SELECT current_setting('transaction_read_only')::bool").fetchone()[0]:
         raise PreflightError(f"{entry.key}: the connection is read-only; nothing was written or deleted")
     if entry.archives:
@@ -90,6 +92,8 @@ def check_restore(conn: psycopg.Connection, entry: TableEntry) -> None:
     if missing:
         user = conn.execute("SELECT current_user").fetchone()[0]
         conn.rollback()
+        grant = sql.SQL("GRANT forge_owner TO {}").format(sql.Identifier(user)).as_string(conn)
         raise PreflightError(
             f"{entry.key}: role {user} lacks {'; '.join(missing)}. Restoring runs as the owner login "
-            "(FORGE_<SOURCE>_OWNER_URL, a member of forge_owner; README: Deploy against production); nothing was restored")
+            f"(FORGE_<SOURCE>_OWNER_URL, a member of forge_owner: {grant}, with `forge-assets grants` applied; README: "
+            "Deploy against production); nothing was restored")

@@ -26,8 +26,10 @@ from forge_assets.assets.checks import archive_run_checks
 from forge_assets.assets.names import RUN_TAG_TABLE, archive_job_name, archive_key, rollup_key, rollups_reading
 from forge_assets.assets.partitions import DAILY
 from forge_assets.config import SOURCES
+from forge_assets.days import day_window
 from forge_assets.db import DatabaseUnavailable
 from forge_assets.jobs.asset_jobs import archive_jobs, rollup_job
+from forge_assets.quality.compliance import compliance_query
 from forge_assets.resources.postgres import PostgresResource
 from forge_assets.retention.catalog import CATALOG, TableEntry
 from forge_assets.retention.engine import days_holding_rows, last_overdue_day, oldest_day
@@ -123,7 +125,7 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, lim
     rows. Sources that cannot be reached are reported by message instead."""
     states, unreachable = [], []
     requested = cursor.get("archive", {})
-    for source in SOURCES:
+    for source in (s for s in SOURCES if postgres.serves(s)):
         try:
             with postgres.read(source) as conn:
                 for entry in (e for e in CATALOG if e.source == source):
@@ -136,6 +138,22 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, lim
         except DatabaseUnavailable as exc:
             unreachable.append(str(exc))
     return states, unreachable
+
+
+def purge_plan(postgres: PostgresResource, states: Iterable[TableState], now: datetime) -> list[str]:
+    """What the sensor would archive on the sources whose purging is off (FORGE_PURGE): per table, its overdue
+    rows, their oldest time and the first due days. It requests nothing for them."""
+    lines = []
+    for state in states:
+        if not state.due:
+            continue
+        entry, last = state.entry, last_overdue_day(state.entry, now)
+        with postgres.read(entry.source) as conn:
+            rows, oldest = conn.execute(compliance_query(entry, day_window(last, last)[1])).fetchone()
+        lines.append(f"plan only (purging is off for {entry.source}: FORGE_PURGE): {entry.key} would archive "
+                     f"{rows:,} rows up to {last}, oldest {oldest}, first days "
+                     f"{', '.join(str(d) for d in state.due[:3])}")
+    return lines
 
 
 def build_retention_sensor(
@@ -154,16 +172,21 @@ def build_retention_sensor(
     )
     def retention_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
         cursor = json.loads(context.cursor) if context.cursor else {}
-        states, unreachable = table_states(postgres, cursor, clock(), max_runs)
+        now = clock()
+        states, unreachable = table_states(postgres, cursor, now, max_runs)
         for message in unreachable:
             context.log.error(message)
+        planned = purge_plan(postgres, [s for s in states if not postgres.purges(s.entry.source)], now)
+        states = [s for s in states if postgres.purges(s.entry.source)]
+        for line in planned:
+            context.log.info(line)
         materialized = {k: context.instance.get_materialized_partitions(k) for k in _rollup_keys()}
         plan = plan_tick(states, materialized, cursor, max_runs)
         for line in plan.waiting:
             context.log.info(line)
         if plan.requests:
             return SensorResult(run_requests=plan.requests, cursor=json.dumps(plan.cursor, sort_keys=True))
-        reasons = unreachable + plan.waiting[:5]
+        reasons = unreachable + planned + plan.waiting[:5]
         return SkipReason("; ".join(reasons) if reasons else
                           f"nothing overdue: {len(states)} tables checked, none holds a day older than its keep_days "
                           "that was not already requested")
