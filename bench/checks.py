@@ -7,7 +7,8 @@ Each size is the archive benchmark's main_jobevent table built with that many ro
 (bench.jobevents), in databases of its own (prefix `c<rows>_`), so that a second size does not rebuild the
 first. Two cases per size: **all failing**, main_job empty, so every event is orphaned; **clean**, main_job
 holding every job of the day. Each measurement is a fresh process (GX's import, 4-5 s and ~280 MB, is
-reported apart; peak RSS includes it); all three methods must find the same counts.
+reported apart; peak RSS includes it); all three methods must find the same counts. Sizes measured earlier
+the same day stay in that day's results file, each with its run count and time.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import json
 import os
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 
 import psycopg
 
 from bench import jobevents
-from bench.common import median_of, peak_rss_mb, run_child, write_results
+from bench.common import RESULTS, median_of, peak_rss_mb, run_child, write_results
 from forge_assets.quality.queries import Window
 from forge_assets.quality.rules import rules_for
 
@@ -130,38 +131,53 @@ def _measure(rows: int, repeat: int) -> dict:
     return found
 
 
-def _markdown(results: dict[int, dict], repeat: int) -> str:
-    lines = [f"# Check suite on one day of job events: clean and all failing, median of {repeat}", "",
-             "Peak RSS is the child process's VmHWM, GX's import included; seconds exclude the import.", "",
-             "| rows | case | method | seconds | pandas / method | peak RSS MB |", "|---:|---|---|---:|---:|---:|"]
-    for rows, cases in results.items():
-        for case, found in cases.items():
+def _markdown(results: dict[int, dict]) -> str:
+    lines = ["# Check suite on one day of job events: clean and all failing", "",
+             "Seconds are medians of the runs (GX's import excluded); peak RSS is the largest VmHWM of a run's "
+             "child process, GX's import included.", "",
+             "| rows | runs | case | method | seconds | pandas / method | peak RSS MB |",
+             "|---:|---:|---|---|---:|---:|---:|"]
+    for rows, size in results.items():
+        for case, found in size["cases"].items():
             summary = found["summary"]
             for m in METHODS:
                 ratio = summary["pandas"]["seconds"] / summary[m]["seconds"]
-                lines.append(f"| {rows:,} | {case} | {m} | {summary[m]['seconds']:.2f} | {ratio:.1f}x | "
-                             f"{summary[m]['peak_rss_mb']:.0f} |")
-    imports = [f["summary"]["gx"]["import_seconds"] for cases in results.values() for f in cases.values()]
-    lines += ["", f"GX import (not included above): {min(imports):.1f}-{max(imports):.1f} s. "
+                lines.append(f"| {rows:,} | {size['repeat']} | {case} | {m} | {summary[m]['seconds']:.2f} | "
+                             f"{ratio:.1f}x | {summary[m]['peak_rss_mb']:.0f} |")
+    imports = [f["summary"]["gx"]["import_seconds"] for size in results.values() for f in size["cases"].values()]
+    lines += ["", f"GX import (not included above): {min(imports):.1f}-{max(imports):.1f} s (median per case). "
               f"Rules: {', '.join(r.name for r in RULES)}. Failing counts (all methods agree):", ""]
-    for rows, cases in results.items():
-        for case, found in cases.items():
-            lines.append(f"- {rows:,} rows, {case}: {found['counts']}")
+    for rows, size in results.items():
+        for case, found in size["cases"].items():
+            lines.append(f"- {rows:,} rows, {case} (measured {size['taken_at'][:16]} UTC): {found['counts']}")
     return "\n".join(lines) + "\n"
+
+
+def _earlier() -> dict[int, dict]:
+    """Sizes measured earlier today (kept in today's file unless measured again)."""
+    path = RESULTS / f"{datetime.now(timezone.utc):%Y-%m-%d}-checks.json"
+    if not path.exists():
+        return {}
+    found = json.loads(path.read_text()).get("results", {})
+    return {int(rows): size for rows, size in found.items() if "cases" in size}
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench checks")
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000], help="job events in the checked day "
-                        "(several sizes: one results file)")
+                        "(several sizes: one results file; sizes measured earlier the same day are kept)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method and case (median reported)")
     args = parser.parse_args(argv)
     if min(args.rows) < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be positive")
-    results = {rows: _measure(rows, args.repeat) for rows in args.rows}
-    markdown = _markdown(results, args.repeat)
-    path = write_results("checks", {"rows": args.rows, "day": jobevents.BASE_DAY, "repeat": args.repeat,
-                                    "rules": [r.name for r in RULES], "results": results}, markdown)
+    results = _earlier()
+    for rows in args.rows:
+        results[rows] = {"repeat": args.repeat, "taken_at": datetime.now(timezone.utc).isoformat(),
+                         "cases": _measure(rows, args.repeat)}
+    results = dict(sorted(results.items()))
+    markdown = _markdown(results)
+    path = write_results("checks", {"day": jobevents.BASE_DAY, "rules": [r.name for r in RULES],
+                                    "results": results}, markdown)
     print(markdown)
     print(f"results: {path}")
 
