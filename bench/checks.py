@@ -106,8 +106,8 @@ def _ready(rows: int) -> bool:
     return shape == f"{rows} rows over 1 days" and held == rows
 
 
-def _measure(rows: int, repeat: int) -> dict:
-    """Every method on both cases of one size, in the size's own databases."""
+def _measure(rows: int, repeat: int, methods: list[str]) -> dict:
+    """The methods on both cases of one size, in the size's own databases."""
     os.environ["FORGE_DB_PREFIX"] = f"{_BASE_PREFIX}c{rows}_"  # the children inherit it
     if not _ready(rows):
         jobevents.build(rows, 1)
@@ -117,16 +117,16 @@ def _measure(rows: int, repeat: int) -> dict:
         _set_jobs(day, clean=case == "clean")
         print(f"checking {rows:,} job events of {day} ({case}) with {len(RULES)} rules")
         runs = {m: [run_child("bench.checks", "--child", m, day.isoformat()) for _ in range(repeat)]
-                for m in METHODS}
-        counts = {m: runs[m][0]["counts"] for m in METHODS}
-        if not counts["gx"] == counts["sql"] == counts["pandas"]:
+                for m in methods}
+        counts = {m: runs[m][0]["counts"] for m in methods}
+        if any(c != counts[methods[0]] for c in counts.values()):
             raise SystemExit(f"methods disagree at {rows} rows ({case}): {counts}")
-        orphans = counts["sql"]["main_jobevent_job_exists"]
+        orphans = counts[methods[0]]["main_jobevent_job_exists"]
         if orphans != (0 if case == "clean" else rows):
             raise SystemExit(f"{case} at {rows} rows: {orphans} orphaned events")
         summary = {m: {"seconds": median_of(runs[m], "seconds"), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[m]),
-                       "import_seconds": median_of(runs[m], "import_seconds")} for m in METHODS}
-        found[case] = {"counts": counts["sql"], "summary": summary, "runs": runs}
+                       "import_seconds": median_of(runs[m], "import_seconds")} for m in methods}
+        found[case] = {"counts": counts[methods[0]], "summary": summary, "runs": runs}
     _set_jobs(day, clean=False)
     return found
 
@@ -140,11 +140,13 @@ def _markdown(results: dict[int, dict]) -> str:
     for rows, size in results.items():
         for case, found in size["cases"].items():
             summary = found["summary"]
-            for m in METHODS:
-                ratio = summary["pandas"]["seconds"] / summary[m]["seconds"]
+            for m in summary:
+                ratio = (f"{summary['pandas']['seconds'] / summary[m]['seconds']:.1f}x" if "pandas" in summary
+                         else "–")
                 lines.append(f"| {rows:,} | {size['repeat']} | {case} | {m} | {summary[m]['seconds']:.2f} | "
-                             f"{ratio:.1f}x | {summary[m]['peak_rss_mb']:.0f} |")
-    imports = [f["summary"]["gx"]["import_seconds"] for size in results.values() for f in size["cases"].values()]
+                             f"{ratio} | {summary[m]['peak_rss_mb']:.0f} |")
+    imports = [f["summary"]["gx"]["import_seconds"] for size in results.values() for f in size["cases"].values()
+               if "gx" in f["summary"]] or [0.0]
     lines += ["", f"GX import (not included above): {min(imports):.1f}-{max(imports):.1f} s (median per case). "
               f"Rules: {', '.join(r.name for r in RULES)}. Failing counts (all methods agree):", ""]
     for rows, size in results.items():
@@ -167,13 +169,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000], help="job events in the checked day "
                         "(several sizes: one results file; sizes measured earlier the same day are kept)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method and case (median reported)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run")
     args = parser.parse_args(argv)
     if min(args.rows) < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be positive")
     results = _earlier()
     for rows in args.rows:
         results[rows] = {"repeat": args.repeat, "taken_at": datetime.now(timezone.utc).isoformat(),
-                         "cases": _measure(rows, args.repeat)}
+                         "cases": _measure(rows, args.repeat, args.methods)}
     results = dict(sorted(results.items()))
     markdown = _markdown(results)
     path = write_results("checks", {"day": jobevents.BASE_DAY, "rules": [r.name for r in RULES],
