@@ -1,34 +1,41 @@
-"""The job-event check suite on one big day of main_jobevent: GX (query asset over the day) and plain SQL,
-against the same checks computed in pandas over the day's rows loaded with `read_sql`.
+"""The job-event check suite on one big day of main_jobevent: GX and plain SQL, against the same checks
+computed in pandas over the day's rows loaded with `read_sql`; clean and all-failing.
 
-    python -m bench checks [--rows 2000000] [--repeat 3]
+    python -m bench checks [--rows 2000000 [10000000 ...]] [--repeat 3]
 
-The day is the archive benchmark's main_jobevent table built with `--rows` rows on one day (bench.jobevents;
-its main_job is empty, so every event counts as orphaned: the anti-join does the same work). Each
-measurement is a fresh process (GX's import, 4-5 s, is reported apart); all three must find the same counts.
+Each size is the archive benchmark's main_jobevent table built with that many rows on one day
+(bench.jobevents), in databases of its own (prefix `c<rows>_`), so that a second size does not rebuild the
+first. Two cases per size: **all failing**, main_job empty, so every event is orphaned; **clean**, main_job
+holding every job of the day. Each measurement is a fresh process (GX's import, 4-5 s and ~280 MB, is
+reported apart; peak RSS includes it); all three methods must find the same counts. Sizes measured earlier
+the same day stay in that day's results file, each with its run count and time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timezone
+
+import psycopg
 
 from bench import jobevents
-from bench.common import median_of, peak_rss_mb, run_child, write_results
+from bench.common import RESULTS, median_of, peak_rss_mb, run_child, write_results
 from forge_assets.quality.queries import Window
 from forge_assets.quality.rules import rules_for
 
 RULES = rules_for("forge", "main_jobevent")
 METHODS = ("gx", "sql", "pandas")
+CASES = ("all failing", "clean")
+_BASE_PREFIX = os.environ.get("FORGE_DB_PREFIX", "")
 
 
 def _pandas(conninfo: str, window: Window) -> dict[str, int]:
     """The same rules over the window's rows in pandas (what a non-pushdown check costs)."""
     import pandas as pd
-    import psycopg
 
     with psycopg.connect(conninfo) as conn:
         events = pd.read_sql("SELECT job_id, job_created, event, counter, start_line, end_line FROM main_jobevent "
@@ -72,32 +79,109 @@ def child(method: str, day: date) -> dict:
             "peak_rss_mb": peak_rss_mb(), "counts": counts}
 
 
+def _set_jobs(day: date, clean: bool) -> None:
+    """main_job empty (every event orphaned) or holding every job of `day` (no event orphaned)."""
+    base = (day - jobevents.BASE_DAY).days * 1000
+    ids = [base + j for j in range(jobevents.JOBS_PER_DAY)]
+    with jobevents.connect() as conn:
+        conn.execute("DELETE FROM main_job WHERE id = ANY(%s)", (ids,))
+        if clean:
+            conn.execute("INSERT INTO main_job (id, created, modified, name, launch_type, status) "
+                         "SELECT j, %s::date + (j - %s) * interval '30 min', %s::date + (j - %s) * interval '30 min', "
+                         "'bench job ' || j, 'manual', 'successful' FROM unnest(%s::int[]) AS j",
+                         (day, base, day, base, ids))
+        conn.execute("ANALYZE main_job")
+
+
+def _ready(rows: int) -> bool:
+    """Whether the size's databases hold its day from a previous run (building resets it: minutes at 10M rows)."""
+    window = Window.days(jobevents.BASE_DAY, jobevents.BASE_DAY)
+    try:
+        with jobevents.connect() as conn:
+            shape = conn.execute("SELECT obj_description(to_regclass('bench_template'), 'pg_class')").fetchone()[0]
+            held = conn.execute("SELECT count(*) FROM main_jobevent WHERE job_created >= %s AND job_created < %s",
+                                (window.start, window.end)).fetchone()[0]
+    except psycopg.Error:
+        return False
+    return shape == f"{rows} rows over 1 days" and held == rows
+
+
+def _measure(rows: int, repeat: int, methods: list[str]) -> dict:
+    """The methods on both cases of one size, in the size's own databases."""
+    os.environ["FORGE_DB_PREFIX"] = f"{_BASE_PREFIX}c{rows}_"  # the children inherit it
+    if not _ready(rows):
+        jobevents.build(rows, 1)
+    day = jobevents.BASE_DAY
+    found = {}
+    for case in CASES:
+        _set_jobs(day, clean=case == "clean")
+        print(f"checking {rows:,} job events of {day} ({case}) with {len(RULES)} rules")
+        runs = {m: [run_child("bench.checks", "--child", m, day.isoformat()) for _ in range(repeat)]
+                for m in methods}
+        counts = {m: runs[m][0]["counts"] for m in methods}
+        if any(c != counts[methods[0]] for c in counts.values()):
+            raise SystemExit(f"methods disagree at {rows} rows ({case}): {counts}")
+        orphans = counts[methods[0]]["main_jobevent_job_exists"]
+        if orphans != (0 if case == "clean" else rows):
+            raise SystemExit(f"{case} at {rows} rows: {orphans} orphaned events")
+        summary = {m: {"seconds": median_of(runs[m], "seconds"), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[m]),
+                       "import_seconds": median_of(runs[m], "import_seconds")} for m in methods}
+        found[case] = {"counts": counts[methods[0]], "summary": summary, "runs": runs}
+    _set_jobs(day, clean=False)
+    return found
+
+
+def _markdown(results: dict[int, dict]) -> str:
+    lines = ["# Check suite on one day of job events: clean and all failing", "",
+             "Seconds are medians of the runs (GX's import excluded); peak RSS is the largest VmHWM of a run's "
+             "child process, GX's import included.", "",
+             "| rows | runs | case | method | seconds | pandas / method | peak RSS MB |",
+             "|---:|---:|---|---|---:|---:|---:|"]
+    for rows, size in results.items():
+        for case, found in size["cases"].items():
+            summary = found["summary"]
+            for m in summary:
+                ratio = (f"{summary['pandas']['seconds'] / summary[m]['seconds']:.1f}x" if "pandas" in summary
+                         else "–")
+                lines.append(f"| {rows:,} | {size['repeat']} | {case} | {m} | {summary[m]['seconds']:.2f} | "
+                             f"{ratio} | {summary[m]['peak_rss_mb']:.0f} |")
+    imports = [f["summary"]["gx"]["import_seconds"] for size in results.values() for f in size["cases"].values()
+               if "gx" in f["summary"]] or [0.0]
+    lines += ["", f"GX import (not included above): {min(imports):.1f}-{max(imports):.1f} s (median per case). "
+              f"Rules: {', '.join(r.name for r in RULES)}. Failing counts (all methods agree):", ""]
+    for rows, size in results.items():
+        for case, found in size["cases"].items():
+            lines.append(f"- {rows:,} rows, {case} (measured {size['taken_at'][:16]} UTC): {found['counts']}")
+    return "\n".join(lines) + "\n"
+
+
+def _earlier() -> dict[int, dict]:
+    """Sizes measured earlier today (kept in today's file unless measured again)."""
+    path = RESULTS / f"{datetime.now(timezone.utc):%Y-%m-%d}-checks.json"
+    if not path.exists():
+        return {}
+    found = json.loads(path.read_text()).get("results", {})
+    return {int(rows): size for rows, size in found.items() if "cases" in size}
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench checks")
-    parser.add_argument("--rows", type=int, default=2_000_000, help="job events in the checked day")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per method (median reported)")
+    parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000], help="job events in the checked day "
+                        "(several sizes: one results file; sizes measured earlier the same day are kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per method and case (median reported)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="methods to run")
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.repeat < 1:
+    if min(args.rows) < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be positive")
-    jobevents.build(args.rows, 1)
-    day, rows = jobevents.BASE_DAY, args.rows
-    print(f"checking {rows:,} job events of {day} with {len(RULES)} rules")
-    runs = {m: [run_child("bench.checks", "--child", m, day.isoformat()) for _ in range(args.repeat)] for m in METHODS}
-    counts = {m: runs[m][0]["counts"] for m in METHODS}
-    if not counts["gx"] == counts["sql"] == counts["pandas"]:
-        raise SystemExit(f"methods disagree: {counts}")
-    summary = {m: {"seconds": median_of(runs[m], "seconds"), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[m]),
-                   "import_seconds": median_of(runs[m], "import_seconds")} for m in METHODS}
-    lines = [f"# Check suite on {rows:,} job events (one day), median of {args.repeat}", "",
-             "| method | seconds | pandas / method | peak RSS MB |", "|---|---:|---:|---:|"]
-    for m in METHODS:
-        ratio = summary["pandas"]["seconds"] / summary[m]["seconds"]
-        lines.append(f"| {m} | {summary[m]['seconds']:.2f} | {ratio:.1f}x | {summary[m]['peak_rss_mb']:.0f} |")
-    lines += ["", f"GX import (not included above): {summary['gx']['import_seconds']:.1f} s. "
-              f"Rules: {', '.join(r.name for r in RULES)}. Failing counts (all methods): {counts['sql']}.", ""]
-    path = write_results("checks", {"rows": rows, "day": day, "rules": [r.name for r in RULES], "summary": summary,
-                                    "runs": runs}, "\n".join(lines))
-    print("\n".join(lines))
+    results = _earlier()
+    for rows in args.rows:
+        results[rows] = {"repeat": args.repeat, "taken_at": datetime.now(timezone.utc).isoformat(),
+                         "cases": _measure(rows, args.repeat, args.methods)}
+    results = dict(sorted(results.items()))
+    markdown = _markdown(results)
+    path = write_results("checks", {"day": jobevents.BASE_DAY, "rules": [r.name for r in RULES],
+                                    "results": results}, markdown)
+    print(markdown)
     print(f"results: {path}")
 
 

@@ -179,4 +179,26 @@ def test_gx_and_plain_sql_agree_on_dirty_data(world):
         assert by_gx == by_sql, source
 
 
+def test_gx_counts_every_failing_row_exactly_and_samples_twenty(world):
+    """Many failing rows, on both GX paths (a column expectation and an unexpected-rows query over an SQL
+    expression): the count is exact and the samples stop at 20."""
+    window = Window.days(PLAN.first_day.date(), ANCHOR.date())
+    rules = [RULES_BY_NAME["container_metrics_memory_percent_range"],
+             RULES_BY_NAME["container_metrics_counters_non_negative"]]
+    conninfo = source_conninfo(world.settings, "goforge")
+    flip = "UPDATE container_metrics SET memory_percent = -memory_percent, network_rx = -network_rx"  # exact twice
+    with source_connection(world.settings, "goforge") as conn:
+        conn.execute(flip)
+        conn.commit()
+        try:
+            by_gx = evaluate(conninfo, rules, window, engine="gx")
+            by_sql = evaluate(conninfo, rules, window, engine="sql")
+        finally:
+            conn.execute(flip)
+            conn.commit()
+    assert [o.failing for o in by_gx] == [o.failing for o in by_sql]
+    assert all(o.failing > 20 and len(o.samples) == 20 and not o.passed for o in by_gx)
+    assert all(s < 0 for o in by_gx for s in o.samples)
+
+
 RULES_BY_NAME = {r.name: r for r in RULES}
