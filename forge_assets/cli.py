@@ -10,15 +10,25 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import psycopg
+
 from forge_assets.catalog import CatalogError, entries
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
-from forge_assets.db import DatabaseUnavailable, describe, ensure_source_databases, server_conninfo, source_connection
+from forge_assets.db import (
+    DatabaseUnavailable,
+    describe,
+    ensure_source_databases,
+    redact,
+    server_conninfo,
+    source_connection,
+)
 from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
 from forge_assets.resources.embedded import stop_embedded_server
-from forge_assets.retention.engine import RetentionError, restore_day
+from forge_assets.retention.engine import RetentionError, restore
 from forge_assets.retention.preflight import PreflightError
-from forge_assets.retention.runner import EntryReport, archive_source
+from forge_assets.retention.runner import EntryReport, archive_source, failure_message
+from forge_assets.retention.stream import ExportError
 from forge_assets.roles import apply_grants, grant_statements
 from forge_assets.seed import SeedError, seed_sources
 from forge_assets.seed.common import SeedPlan
@@ -49,6 +59,12 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"malformed day {text!r}: {exc}") from None
+
+
+def _table_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a new table's name is lower-case letters, digits and underscores")
+    return text
 
 
 def _scale(text: str) -> float:
@@ -99,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--source", required=True, choices=SOURCES)
     r.add_argument("--table", required=True, help="catalog table or entry")
     r.add_argument("--day", type=_day, required=True, help="UTC day, YYYY-MM-DD")
+    r.add_argument("--into", metavar="NEW_TABLE", type=_table_name,
+                   help="load the files into a new table made from their schema instead of the live table "
+                        "(the ledger is not changed); for a table whose schema has moved on")
 
     g = commands.add_parser("grants", help="print the GRANTs that give forge_reader and forge_retention their rights "
                                            "on a source's tables (for its owner to run; `migrate` applies them "
@@ -133,7 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         return COMMANDS[args.command](settings, args) or 0
     except _KNOWN_ERRORS as exc:
-        print(f"forge-assets: error: {exc}", file=sys.stderr)
+        print(f"forge-assets: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the lake's file system (full, read-only, gone)
+        print(f"forge-assets: error: the lake failed ({' '.join(redact(str(exc)).split())}); nothing was deleted",
+              file=sys.stderr)
+        return 2
+    except (psycopg.Error, ExportError) as exc:
+        text = " ".join(redact(str(exc)).split()) or type(exc).__name__
+        print(f"forge-assets: error: PostgreSQL refused ({text}); nothing was changed", file=sys.stderr)
         return 2
 
 
@@ -177,9 +204,13 @@ def _seed(settings: Settings, args) -> None:
 
 
 def print_archive_reports(reports: list[EntryReport], dry_run: bool = False) -> None:
-    """One line per entry: days, rows, bytes (in PostgreSQL for a dry run), files, and deferred days."""
+    """One line per entry: days, rows, bytes (in PostgreSQL for a dry run), files, and deferred days; an
+    entry that failed gets one line on stderr instead."""
     verb = "would move" if dry_run else "moved"
     for report in reports:
+        if report.failed and not report.results:
+            print(f"forge-assets: error: {report.failed}", file=sys.stderr)
+            continue
         days = sum(1 for r in report.results if r.rows)
         line = f"{report.entry.key:45s} {verb} {report.rows:>10,} rows {report.bytes:>13,} bytes in {days:>3} days"
         if not dry_run:
@@ -187,20 +218,37 @@ def print_archive_reports(reports: list[EntryReport], dry_run: bool = False) -> 
         print(line)
         for reason in report.deferred:
             print(f"    deferred: {reason}")
+        for note in report.notes:
+            print(f"    note: {note}")
+        if report.failed:
+            print(f"forge-assets: error: {report.failed}", file=sys.stderr)
 
 
 def _archive(settings: Settings, args) -> int:
     reports = archive_source(settings, args.source, datetime.now(timezone.utc), args.table, args.day, args.until,
                              args.dry_run, args.wait)
     print_archive_reports(reports, args.dry_run)
+    if any(r.failed for r in reports):
+        return 2
     return 1 if any(r.deferred for r in reports) and args.table else 0
 
 
 def _restore(settings: Settings, args) -> None:
     (entry,) = entries(args.source, args.table)[:1]
     with source_connection(settings, args.source) as conn:
-        inserted = restore_day(conn, entry, args.day, settings.lake_root)
-    print(f"{entry.key} {args.day}: {inserted:,} rows restored (rows already present were skipped)")
+        try:
+            result = restore(conn, entry, args.day, settings.lake_root, into=args.into)
+        except (OSError, psycopg.Error) as exc:
+            if isinstance(exc, psycopg.OperationalError) and conn.broken:
+                raise
+            raise RetentionError(failure_message(entry, exc)) from None
+    line = f"{entry.key} {args.day}: {result.rows:,} rows restored into {result.table} from {result.files} files"
+    if result.present:
+        line += f"; {result.present:,} identical rows were already there and were not loaded again"
+    if result.skipped_columns:
+        line += (f"; column(s) {', '.join(result.skipped_columns)} not loaded ({result.table} no longer takes them: "
+                 "their values stay in the archive files, which stay ledgered)")
+    print(line)
 
 
 def _demo(settings: Settings, args) -> None:

@@ -5,9 +5,11 @@ migration `sql/migrations/forge_retention/002_roles.sql`. On the source's tables
 
 - `forge_reader` (rollups, checks): SELECT on every table of the source's schema, except its sensitive
   columns (catalog.SENSITIVE), which it cannot read at all;
-- `forge_retention` (archive and purge): SELECT and DELETE on the catalog's tables, and SELECT on the
-  referencing column of every table with a foreign key into one of them (the engine counts such rows to
-  refuse a purge that would cascade). Nothing else: no INSERT, UPDATE, TRUNCATE or DDL.
+- `forge_retention` (archive and purge): SELECT and DELETE on the catalog's tables, SELECT on the
+  referencing columns of every foreign key into one of them (any number of columns, any schema: the engine
+  counts such rows to refuse a purge that would cascade, null or fail), and SELECT on the columns of the
+  tables that tell unfinished work (a job's status for its events). Nothing else: no INSERT, UPDATE,
+  TRUNCATE or DDL.
 
 `drop_partition` entries also need forge_retention to own the partitioned table and its partitions:
 PostgreSQL lets only an owner DETACH and DROP a partition, and no GRANT confers that. The engine's
@@ -45,13 +47,23 @@ def grant_statements(conn: psycopg.Connection, source: str) -> list[sql.Composed
         statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(readable, name, reader))
     for table in dict.fromkeys(e.table for e in entries(source)):
         statements.append(sql.SQL("GRANT SELECT, DELETE ON {} TO {}").format(sql.Identifier(table), retention))
-        for child, column in conn.execute(
-            "SELECT c.conrelid::regclass::text, a.attname::text FROM pg_constraint c "
-            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-            "WHERE c.contype = 'f' AND c.confrelid = to_regclass(format('%%I', %s::text)) "
-            "AND cardinality(c.conkey) = 1 ORDER BY 1, 2", (table,)):
+        for schema, child, columns in conn.execute(
+            "SELECT n.nspname::text, r.relname::text, array_agg(DISTINCT a.attname::text ORDER BY a.attname::text) "
+            "FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
+            "WHERE c.contype = 'f' AND c.conparentid = 0 AND c.confrelid = to_regclass(format('%%I', %s::text)) "
+            "GROUP BY 1, 2 ORDER BY 1, 2", (table,)):
             statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
-                sql.Identifier(column), sql.SQL(child), retention))  # regclass text: already quoted as needed
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema, child), retention))
+    catalog_tables = {e.table for e in entries(source)}
+    parents: dict[str, set[str]] = {}
+    for entry in entries(source):
+        for unfinished in entry.unfinished:
+            if unfinished.parent and unfinished.parent not in catalog_tables:
+                parents.setdefault(unfinished.parent, set()).update((unfinished.column, unfinished.parent_key))
+    for parent, columns in sorted(parents.items()):
+        statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, sorted(columns))), sql.Identifier(parent), retention))
     conn.rollback()
     return statements
 
