@@ -1,11 +1,11 @@
-"""python -m bench <benchmark> [options]: rollups, archive, checks."""
+"""python -m bench <benchmark> [options]: rollups, archive, checks, checksum."""
 
 import importlib
 import sys
 
 # Imported only when chosen: the rollup benchmark pulls in pandas and Dagster (~75 MB), which must not
 # count in the peak RSS of an archive benchmark's child process.
-BENCHMARKS = ("rollups", "archive", "checks")
+BENCHMARKS = ("rollups", "archive", "checks", "checksum")
 
 
 def main() -> None:

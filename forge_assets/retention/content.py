@@ -10,7 +10,7 @@ text-cast columns (jsonb, uuid, numeric, arrays, enums, ...), `hashint{2,4,8}ext
 row's hash is the XOR of its columns' hashes (NULL is a constant per column); the checksum is the number of
 rows and the wrapping 64-bit sum of row hashes. So a value changed anywhere, a value moved to another row or
 column, a row lost or repeated all change it, while the order of rows does not. The Python side runs compiled
-(numba), so the check costs one more scan in PostgreSQL and one read of the file.
+(numba, imported only when a file is checked), so the check costs one more scan in PostgreSQL and one read of the file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 import psycopg
 import pyarrow as pa
@@ -42,137 +41,6 @@ class Checksum:
 
     def hex(self) -> str:
         return f"{self.rows}:{self.value:016x}"
-
-
-# --- lookup3, as in PostgreSQL's src/common/hashfn.c (little-endian), over uint64 holding 32-bit words ---
-
-@numba.njit(inline="always")
-def _rot(x, k):
-    return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
-
-
-@numba.njit(inline="always")
-def _mix(a, b, c):
-    a = (a - c) & 0xFFFFFFFF
-    a ^= _rot(c, 4)
-    c = (c + b) & 0xFFFFFFFF
-    b = (b - a) & 0xFFFFFFFF
-    b ^= _rot(a, 6)
-    a = (a + c) & 0xFFFFFFFF
-    c = (c - b) & 0xFFFFFFFF
-    c ^= _rot(b, 8)
-    b = (b + a) & 0xFFFFFFFF
-    a = (a - c) & 0xFFFFFFFF
-    a ^= _rot(c, 16)
-    c = (c + b) & 0xFFFFFFFF
-    b = (b - a) & 0xFFFFFFFF
-    b ^= _rot(a, 19)
-    a = (a + c) & 0xFFFFFFFF
-    c = (c - b) & 0xFFFFFFFF
-    c ^= _rot(b, 4)
-    b = (b + a) & 0xFFFFFFFF
-    return a, b, c
-
-
-@numba.njit(inline="always")
-def _final(a, b, c):
-    c ^= b
-    c = (c - _rot(b, 14)) & 0xFFFFFFFF
-    a ^= c
-    a = (a - _rot(c, 11)) & 0xFFFFFFFF
-    b ^= a
-    b = (b - _rot(a, 25)) & 0xFFFFFFFF
-    c ^= b
-    c = (c - _rot(b, 16)) & 0xFFFFFFFF
-    a ^= c
-    a = (a - _rot(c, 4)) & 0xFFFFFFFF
-    b ^= a
-    b = (b - _rot(a, 14)) & 0xFFFFFFFF
-    c ^= b
-    c = (c - _rot(b, 24)) & 0xFFFFFFFF
-    return a, b, c
-
-
-@numba.njit(inline="always")
-def _seeded(length, seed):
-    a = b = c = (np.uint64(0x9E3779B9) + np.uint64(length) + np.uint64(3923095)) & 0xFFFFFFFF
-    if seed != 0:
-        a = (a + (seed >> 32)) & 0xFFFFFFFF
-        b = (b + (seed & 0xFFFFFFFF)) & 0xFFFFFFFF
-        a, b, c = _mix(a, b, c)
-    return a, b, c
-
-
-@numba.njit(inline="always")
-def _word(data, at, count):
-    value = np.uint64(0)
-    for j in range(count):
-        value |= np.uint64(data[at + j]) << np.uint64(8 * j)
-    return value
-
-
-@numba.njit(cache=True, nogil=True)
-def _hash_bytes(data, offsets, seed, rtrim, out):
-    """hash_bytes_extended of each string data[offsets[i]:offsets[i+1]] (rtrim: less trailing blanks)."""
-    for i in range(len(offsets) - 1):
-        at = offsets[i]
-        length = offsets[i + 1] - at
-        if rtrim:
-            while length > 0 and data[at + length - 1] == 32:
-                length -= 1
-        a, b, c = _seeded(length, seed)
-        while length >= 12:
-            a = (a + _word(data, at, 4)) & 0xFFFFFFFF
-            b = (b + _word(data, at + 4, 4)) & 0xFFFFFFFF
-            c = (c + _word(data, at + 8, 4)) & 0xFFFFFFFF
-            a, b, c = _mix(a, b, c)
-            at += 12
-            length -= 12
-        if length >= 9:
-            c = (c + (_word(data, at + 8, length - 8) << np.uint64(8))) & 0xFFFFFFFF
-        if length >= 5:
-            b = (b + _word(data, at + 4, min(length, 8) - 4)) & 0xFFFFFFFF
-        if length >= 1:
-            a = (a + _word(data, at, min(length, 4))) & 0xFFFFFFFF
-        a, b, c = _final(a, b, c)
-        out[i] = (b << np.uint64(32)) | c
-
-
-@numba.njit(cache=True, nogil=True)
-def _hash_uint32(values, seed, out):
-    """hash_bytes_uint32_extended (hashint2extended, hashint4extended) of each value's low 32 bits."""
-    for i in range(len(values)):
-        a, b, c = _seeded(4, seed)
-        a = (a + (np.uint64(values[i]) & 0xFFFFFFFF)) & 0xFFFFFFFF
-        a, b, c = _final(a, b, c)
-        out[i] = (b << np.uint64(32)) | c
-
-
-@numba.njit(cache=True, nogil=True)
-def _fold_int64(values, out):
-    """hashint8extended's fold of a 64-bit integer into the 32 bits it hashes."""
-    for i in range(len(values)):
-        v = values[i]
-        low = np.uint64(v) & 0xFFFFFFFF
-        high = (np.uint64(v) >> np.uint64(32)) & 0xFFFFFFFF
-        out[i] = low ^ (high if v >= 0 else (~high & 0xFFFFFFFF))
-
-
-@numba.njit(cache=True, nogil=True)
-def _hash_float8(values, seed, out):
-    """hashfloat8extended: 0 (and -0) hash to the seed, every NaN like PostgreSQL's NaN, else the 8 bytes."""
-    bits = values.view(np.uint64)
-    for i in range(len(values)):
-        v = values[i]
-        if v == 0.0:
-            out[i] = seed
-            continue
-        word = np.uint64(0x7FF8000000000000) if v != v else bits[i]
-        a, b, c = _seeded(8, seed)
-        b = (b + (word >> np.uint64(32))) & 0xFFFFFFFF
-        a = (a + (word & 0xFFFFFFFF)) & 0xFFFFFFFF
-        a, b, c = _final(a, b, c)
-        out[i] = (b << np.uint64(32)) | c
 
 
 # --- per column: the SQL that hashes a value in PostgreSQL, and the same over an Arrow column ---
@@ -244,6 +112,8 @@ def _int64(column: pa.Array) -> np.ndarray:
 
 def column_hashes(column: pa.Array, pg_type: str, seed: int) -> np.ndarray:
     """The PostgreSQL hash of each value of an Arrow column as archived (see the module docstring)."""
+    from forge_assets.retention._lookup3 import _fold_int64, _hash_bytes, _hash_float8, _hash_uint32
+
     kind = _kind(pg_type)
     n = len(column)
     out = np.empty(n, dtype=np.uint64)

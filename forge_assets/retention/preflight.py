@@ -100,17 +100,21 @@ def _refuse_delete_triggers(conn: psycopg.Connection, entry: TableEntry) -> None
     names it in `delete_triggers`."""
     found = conn.execute(
         "SELECT DISTINCT t.tgname::text FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
-        "AND (t.tgtype & 8) <> 0 AND t.tgrelid IN "
-        "(SELECT relid FROM pg_partition_tree(to_regclass(format('%%I', %s::text)))) "
+        "AND (t.tgtype & 8) <> 0 AND t.tgrelid IN (SELECT relid FROM pg_partition_tree(%(t)s::oid::regclass) "
+        "UNION SELECT %(t)s::oid) "
         "UNION SELECT DISTINCT 'rule ' || r.rulename::text FROM pg_rewrite r WHERE r.ev_type = '4' AND r.ev_class IN "
-        "(SELECT relid FROM pg_partition_tree(to_regclass(format('%%I', %s::text)))) ORDER BY 1",
-        (entry.table, entry.table)).fetchall()
+        "(SELECT relid FROM pg_partition_tree(%(t)s::oid::regclass) UNION SELECT %(t)s::oid) ORDER BY 1",
+        {"t": _regclass(conn, entry.table)}).fetchall()
     refused = [name for (name,) in found if name not in entry.delete_triggers]
     if refused:
         raise PreflightError(
             f"{entry.key}: {entry.table} has ON DELETE trigger(s) {', '.join(refused)}, which a purge would fire "
             "(they may change or delete other rows than those archived); name them in the catalog entry's "
             "delete_triggers to allow it. Nothing was written or deleted")
+
+
+def _regclass(conn: psycopg.Connection, table: str) -> int | None:
+    return conn.execute("SELECT to_regclass(format('%%I', %s::text))::oid", (table,)).fetchone()[0]
 
 
 def _missing_privileges(conn: psycopg.Connection, entry: TableEntry) -> list[str]:
