@@ -253,7 +253,10 @@ def snapshot_batches(conninfo: str, snapshot: str, queries: list[str]) -> Iterat
     readers: list[_Reader] = []
     try:
         for query in queries:
-            readers.append(_Reader(conninfo, snapshot, query, offer))
+            try:
+                readers.append(_Reader(conninfo, snapshot, query, offer))
+            except adbc_driver_manager.Error as exc:  # refused: connection limit, server gone, ...
+                raise ExportError(f"cannot open an export connection: {' '.join(str(exc).split())}") from None
         for reader in readers:
             reader.thread.start()
         yield consume()
