@@ -298,3 +298,34 @@ def test_a_time_column_at_infinity_never_breaks_the_source(hist):
         first = oldest_day(conn, EVENTS)
         assert first is not None and first.year >= 2026
         assert days_holding_rows(conn, EVENTS, date(1, 1, 1), date(9999, 12, 30), 3)[0] == first
+
+
+def test_the_content_checksum_reproduces_postgresql_hash_functions(hist):
+    """Bit for bit, for strings of every length up to 40 bytes and beyond, and for every fixed-width kind."""
+    import random
+
+    import pyarrow as pa
+
+    from forge_assets.retention.content import column_hashes
+
+    rng = random.Random(7)
+    texts = ["", "a", "é", "🎉", *("".join(rng.choice("ab é🎉\n,\"") for _ in range(n)) for n in range(1, 45)),
+             "x" * 1000, "trailing  "]
+    ints = [0, 1, -1, 2**31 - 1, -2**31, 2**63 - 1, -2**63, 123456789012]
+    floats = [0.0, -0.0, 1.5, -2.25, float("nan"), float("inf"), float("-inf"), 1e-300, 5e-324]
+    with conn_to(hist, "orchestry") as conn:
+        for seed in (1, 7, 2**40 + 3):
+            expected = [conn.execute("SELECT hashtextextended(%s, %s)", (t, seed)).fetchone()[0] % 2**64 for t in texts]
+            assert column_hashes(pa.array(texts), "text", seed).tolist() == expected
+            expected = [conn.execute("SELECT hashbpcharextended(%s::bpchar, %s)", (t, seed)).fetchone()[0] % 2**64
+                        for t in texts]
+            assert column_hashes(pa.array(texts), "character(50)", seed).tolist() == expected
+            expected = [conn.execute("SELECT hashint8extended(%s, %s)", (i, seed)).fetchone()[0] % 2**64 for i in ints]
+            assert column_hashes(pa.array(ints, pa.int64()), "bigint", seed).tolist() == expected
+            small = [i for i in ints if -2**31 <= i < 2**31]
+            expected = [conn.execute("SELECT hashint4extended(%s::int, %s)", (i, seed)).fetchone()[0] % 2**64
+                        for i in small]
+            assert column_hashes(pa.array(small, pa.int32()), "integer", seed).tolist() == expected
+            expected = [conn.execute("SELECT hashfloat8extended(%s::float8, %s)", (f, seed)).fetchone()[0] % 2**64
+                        for f in floats]
+            assert column_hashes(pa.array(floats), "double precision", seed).tolist() == expected
