@@ -390,3 +390,23 @@ def test_timestamps_nobody_can_file_under_a_day(world):
         assert conn.execute("SELECT count(*) FROM events WHERE timestamp IN ('infinity', '-infinity')").fetchone()[0] == 2
     folders = list((world.lake_root / "archive").rglob("day=*"))
     assert all(any(f.iterdir()) for f in folders), "no empty day folder"
+
+
+def test_a_purge_locks_only_the_partitions_its_day_can_be_in(world, monkeypatch):
+    """Through the parent of a table RANGE-partitioned on its time column, the DELETE is pruned to the
+    day's partitions: the relations a purge locks do not grow with the table's number of partitions."""
+    from forge_assets.retention import engine
+
+    with conn_to(world, "pulse") as conn:
+        day = overdue_days(conn, TELEMETRY, NOW)[20]
+        leaves = conn.execute("SELECT count(*) FROM pg_partition_tree('telemetry') WHERE isleaf").fetchone()[0]
+    seen = []
+
+    def spy(conn):
+        seen.append(conn.execute("SELECT count(DISTINCT l.relation) FROM pg_locks l JOIN pg_class c ON c.oid = "
+                                 "l.relation WHERE l.pid = pg_backend_pid() AND c.relkind IN ('r', 'p') AND "
+                                 "c.relnamespace <> 'pg_catalog'::regnamespace").fetchone()[0])
+
+    monkeypatch.setattr(engine, "_before_commit", spy)
+    assert archive(world, TELEMETRY, day).rows > 0
+    assert leaves > 30 and seen and seen[0] <= 5, (seen, leaves)

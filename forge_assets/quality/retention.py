@@ -1,4 +1,5 @@
-"""Retention compliance: no row of a catalog table older than its keep_days plus a grace period."""
+"""Retention compliance: no row of a catalog table older than its keep_days plus a grace period (unfinished
+work, which is never purged, does not count)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from forge_assets.catalog import TableEntry
 from forge_assets.days import day_window
 from forge_assets.quality.outcome import Outcome, broken
 from forge_assets.quality.plain import table_rows
-from forge_assets.retention.engine import last_overdue_day
+from forge_assets.retention.engine import last_overdue_day, unfinished_filter
 
 GRACE_DAYS = 2
 ENGINE = "sql"
@@ -35,8 +36,9 @@ def _slice(entry: TableEntry) -> sql.Composable:
 def compliance_query(entry: TableEntry, cutoff: datetime) -> sql.Composed:
     """Count and oldest time of the rows older than `cutoff` (an indexed range on the time column)."""
     bound = sql.Literal(cutoff.replace(tzinfo=None) if entry.naive_utc else cutoff)
-    return sql.SQL("SELECT count(*), min({c}) FROM {t} WHERE {c} < {b} AND {s}").format(
-        c=sql.Identifier(entry.time_column), t=sql.Identifier(entry.table), b=bound, s=_slice(entry))
+    keep = sql.SQL(" AND NOT ({})").format(unfinished_filter(entry)) if entry.unfinished else sql.SQL("")
+    return sql.SQL("SELECT count(*), min({c}) FROM {t} t WHERE {c} < {b} AND {s}{keep}").format(
+        c=sql.Identifier(entry.time_column), t=sql.Identifier(entry.table), b=bound, s=_slice(entry), keep=keep)
 
 
 def retention_compliance(conn: psycopg.Connection, entry: TableEntry, now: datetime,
