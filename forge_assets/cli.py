@@ -26,6 +26,7 @@ from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, migrate
 from forge_assets.resources.embedded import stop_embedded_server
 from forge_assets.retention.engine import RetentionError, restore
+from forge_assets.retention.ownership import LakeOwnershipError
 from forge_assets.retention.preflight import PreflightError
 from forge_assets.retention.runner import EntryReport, archive_source, failure_message
 from forge_assets.retention.stream import ExportError
@@ -34,7 +35,7 @@ from forge_assets.seed import SeedError, seed_sources
 from forge_assets.seed.common import SeedPlan
 
 _KNOWN_ERRORS = (ConfigError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
-                 PreflightError, LakePathError)
+                 PreflightError, LakePathError, LakeOwnershipError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
 
