@@ -4,7 +4,8 @@ late rows inserted into archived days and the application deleting restored rows
 then every row is checked value by value: PostgreSQL ∪ the archived ledgered files == what was ever
 inserted, each row exactly once; no Parquet file the ledger does not list, no temporary file, no empty folder.
 
-CHAOS_CYCLES (default 40) and CHAOS_SEED (default 13) set the run (not FORGE_*: conftest clears those).
+CHAOS_CYCLES (default 40), CHAOS_SEED (default 13) and CHAOS_SCALE (seed volume, default 0.2) set the run
+(not FORGE_*: conftest clears those).
 """
 
 import json
@@ -38,6 +39,7 @@ from forge_assets.seed.common import SeedPlan
 CHILD = str(Path(__file__).with_name("chaos_child.py"))
 CYCLES = int(os.environ.get("CHAOS_CYCLES", "40"))
 SEED = int(os.environ.get("CHAOS_SEED", "13"))
+SCALE = float(os.environ.get("CHAOS_SCALE", "0.2"))
 ENTRIES = [entries("orchestry", "events")[0], entries("pulse", "telemetry")[0]]
 
 
@@ -83,7 +85,7 @@ def test_chaos(settings):
                 urls[source] = server.get_uri(source)
         target = type(settings)(home=home, lake_root=home / "lake", source_urls=urls)
         run_migrations(target, ("orchestry", "pulse"))
-        seed_sources(target, SeedPlan(days=45, scale=0.05, seed=5, anchor=NOW), ("orchestry", "pulse"))
+        seed_sources(target, SeedPlan(days=45, scale=SCALE, seed=5, anchor=NOW), ("orchestry", "pulse"))
         expected = {}
         days = {}
         for entry in ENTRIES:
@@ -127,14 +129,19 @@ def test_chaos(settings):
                         stats["late rows"] += 1
                 except psycopg.Error:
                     stats["late rows refused"] += 1
-            if rng.random() < 0.25 and entry.table == "events":  # the application's cleanup of a restored day
+            if rng.random() < 0.5:  # the application's cleanup of a day that was restored
                 try:
                     with conn_to(target, "orchestry") as conn:
-                        stats["rows deleted by the application"] += conn.execute(
-                            "DELETE FROM events t WHERE timestamp >= %s AND timestamp < %s AND id %% 5 = 0 AND "
-                            "message NOT LIKE 'chaos late%%' AND EXISTS (SELECT 1 FROM forge_retention.archive_ledger "
-                            "WHERE entry = %s AND day = %s AND restored_at IS NOT NULL)",
-                            (*day_window(day, day), entry.key, day)).rowcount
+                        restored = [d for (d,) in conn.execute(
+                            "SELECT DISTINCT day FROM forge_retention.archive_ledger WHERE entry = 'orchestry.events' "
+                            "AND restored_at IS NOT NULL ORDER BY day")]
+                        if restored:
+                            chosen = rng.choice(restored)
+                            stats["rows deleted by the application"] += conn.execute(
+                                "DELETE FROM events t WHERE timestamp >= %s AND timestamp < %s AND id %% 5 = 0 AND "
+                                "message NOT LIKE 'chaos late%%' AND EXISTS (SELECT 1 FROM "
+                                "forge_retention.archive_ledger WHERE entry = 'orchestry.events' AND day = %s AND "
+                                "restored_at IS NOT NULL)", (*day_window(chosen, chosen), chosen)).rowcount
                         conn.commit()
                 except psycopg.Error:
                     pass

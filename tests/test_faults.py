@@ -248,6 +248,8 @@ def test_postgres_restart_mid_export(settings):
 
     try:
         url = server.get_uri("orchestry").replace("postgresql://postgres:@", "postgresql://postgres:hunter2@")
+        # the purge may wait for the held row longer than its default lock_timeout: the restart must find it waiting
+        url += ("&" if "?" in url else "?") + "options=-c%20lock_timeout%3D120s"
         with psycopg.connect(server.get_uri(), autocommit=True) as admin:
             admin.execute("CREATE DATABASE orchestry")
         target = type(settings)(home=home, lake_root=home / "lake", source_urls={"orchestry": url})
@@ -262,7 +264,7 @@ def test_postgres_restart_mid_export(settings):
         with held_row(target, day), conn_to(target, "orchestry", autocommit=True) as watch:
             child = subprocess.Popen([cli, "archive", "--source", "orchestry", "--table", "events", "--day", str(day)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 240
             while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                                     "AND query LIKE 'DELETE FROM %%\"events\" %%WHERE%%'").fetchone()[0]:
                 assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
