@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench rollups
 	$(BIN)/python -m bench archive $(BENCH_ARGS)
 	$(BIN)/python -m bench checks $(BENCH_ARGS)
+	$(BIN)/python -m bench checksum $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/forge-assets server stop
