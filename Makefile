@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 export FORGE_HOME ?= $(CURDIR)/.forge
 
-.PHONY: demo test soak lint dev bench install clean
+.PHONY: demo test soak chaos lint dev bench install clean
 
 # (Re)install whenever the project metadata changes; the venv is created when missing.
 $(STAMP): pyproject.toml
@@ -27,6 +27,11 @@ test: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak -s $(PYTEST_ARGS)
 
+# Cycles of kill -9, PostgreSQL restarts, concurrent archives and restores; every row checked after
+# (CHAOS_CYCLES, default 40; CHAOS_SEED).
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -37,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench rollups
 	$(BIN)/python -m bench archive $(BENCH_ARGS)
 	$(BIN)/python -m bench checks $(BENCH_ARGS)
+	$(BIN)/python -m bench checksum $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/forge-assets server stop

@@ -1,11 +1,11 @@
-"""python -m bench <benchmark> [options]: rollups, archive, checks, catchup."""
+"""python -m bench <benchmark> [options]: rollups, archive, checks, catchup, checksum."""
 
 import importlib
 import sys
 
 # Imported only when chosen: the rollup benchmark pulls in pandas and Dagster (~75 MB), which must not
 # count in the peak RSS of an archive benchmark's child process.
-BENCHMARKS = ("rollups", "archive", "checks", "catchup")
+BENCHMARKS = ("rollups", "archive", "checks", "catchup", "checksum")
 
 
 def main() -> None:

@@ -12,24 +12,28 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import psycopg
+
 from forge_assets.bi import LakeDatabaseError
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
-from forge_assets.conninfo import ConninfoError, describe
+from forge_assets.conninfo import ConninfoError, describe, redact
 from forge_assets.db import DatabaseUnavailable, server_conninfo, source_connection
 from forge_assets.embedded import stop_embedded_server
 from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, run_migrations
-from forge_assets.retention.backlog import archive_source, print_archive_reports
+from forge_assets.retention.backlog import archive_source, failure_message, print_archive_reports
 from forge_assets.retention.catalog import CatalogError
-from forge_assets.retention.engine import RetentionError, restore_day
+from forge_assets.retention.engine import RetentionError, restore
+from forge_assets.retention.ownership import LakeOwnershipError
 from forge_assets.retention.policy import PolicyError, current_policy, describe_policy, effective_entries
 from forge_assets.retention.preflight import PreflightError, check_restore
+from forge_assets.retention.stream import ExportError
 from forge_assets.roles import grant_statements, ownership_note
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import SeedError, seed_sources
 
 _KNOWN_ERRORS = (ConfigError, ConninfoError, DatabaseUnavailable, MigrationError, SeedError, CatalogError, RetentionError,
-                 PreflightError, LakePathError, LakeDatabaseError)
+                 PreflightError, LakePathError, LakeDatabaseError, LakeOwnershipError)
 _DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 DEMO_DAYS = 100
 
@@ -54,6 +58,12 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"malformed day {text!r}: {exc}") from None
+
+
+def _table_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a new table's name is lower-case letters, digits and underscores")
+    return text
 
 
 def _scale(text: str) -> float:
@@ -104,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--source", required=True, choices=SOURCES)
     r.add_argument("--table", required=True, help="catalog table or entry")
     r.add_argument("--day", type=_day, required=True, help="UTC day, YYYY-MM-DD")
+    r.add_argument("--into", metavar="NEW_TABLE", type=_table_name,
+                   help="load the files into a new table made from their schema instead of the live table "
+                        "(the ledger is not changed); for a table whose schema has moved on")
 
     g = commands.add_parser("grants", help="print the GRANTs that give forge_reader and forge_retention their rights "
                                            "on a source's tables (for its owner to run; `migrate` applies them "
@@ -154,7 +167,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"forge-assets: error: {problem}", file=sys.stderr)
         return 2
     except _KNOWN_ERRORS as exc:
-        print(f"forge-assets: error: {exc}", file=sys.stderr)
+        print(f"forge-assets: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the lake's file system (full, read-only, gone)
+        print(f"forge-assets: error: the lake failed ({' '.join(redact(str(exc)).split())}); nothing was deleted",
+              file=sys.stderr)
+        return 2
+    except (psycopg.Error, ExportError) as exc:
+        text = " ".join(redact(str(exc)).split()) or type(exc).__name__
+        print(f"forge-assets: error: PostgreSQL refused ({text}); nothing was changed", file=sys.stderr)
         return 2
 
 
@@ -194,18 +215,32 @@ def _archive(settings: Settings, args) -> int:
         from forge_assets.assets.ledger import report_to_dagster
 
         report_to_dagster(settings, reports, "cli")
+    if any(r.failed for r in reports):
+        return 2
     return 1 if any(r.deferred for r in reports) and args.table else 0
 
 
 def _restore(settings: Settings, args) -> None:
     (entry,) = effective_entries(args.source, args.table, include_disabled=True)[:1]
     with source_connection(settings, args.source, "owner") as conn:
-        check_restore(conn, entry)
-        inserted = restore_day(conn, entry, args.day, settings.lake_root)
-    print(f"{entry.key} {args.day}: {inserted:,} rows restored (rows already present were skipped)")
+        if not args.into:  # a new table needs CREATE on the schema instead: PostgreSQL says so if missing
+            check_restore(conn, entry)
+        try:
+            result = restore(conn, entry, args.day, settings.lake_root, into=args.into)
+        except (OSError, psycopg.Error) as exc:
+            if isinstance(exc, psycopg.OperationalError) and conn.broken:
+                raise
+            raise RetentionError(failure_message(entry, exc)) from None
+    line = f"{entry.key} {args.day}: {result.rows:,} rows restored into {result.table} from {result.files} files"
+    if result.present:
+        line += f"; {result.present:,} identical rows were already there and were not loaded again"
+    if result.skipped_columns:
+        line += (f"; column(s) {', '.join(result.skipped_columns)} not loaded ({result.table} no longer takes them: "
+                 "their values stay in the archive files, which stay ledgered)")
+    print(line)
     from forge_assets.assets.ledger import report_restore
 
-    report_restore(settings, entry, args.day, inserted)
+    report_restore(settings, entry, args.day, result.rows)
 
 
 def _policy(settings: Settings, args) -> None:

@@ -60,7 +60,7 @@ def connect(conninfo: str, **kwargs) -> psycopg.Connection:
     """Open a connection, turning connection failures into DatabaseUnavailable with a redacted message."""
     try:
         return psycopg.connect(conninfo, **kwargs)
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # unreachable, or a bad parameter
         reason = " ".join(redact(str(exc)).split())
         raise DatabaseUnavailable(f"cannot connect to {describe(conninfo)}: {reason}") from None
 

@@ -17,7 +17,7 @@ from forge_assets.roles import OWNER, READER, RETENTION
 
 LEDGER = ("forge_retention", "archive_ledger")
 _GROUP = {"reader": READER, "retention": RETENTION, "owner": OWNER}
-_LEDGER_PRIVILEGES = {"reader": ("SELECT",), "retention": ("SELECT", "INSERT", "DELETE"), "owner": ("SELECT", "UPDATE")}
+_LEDGER_PRIVILEGES = {"reader": ("SELECT",), "retention": ("SELECT", "INSERT"), "owner": ("SELECT", "UPDATE")}
 _TABLE_PRIVILEGES = {"retention": ("SELECT", "DELETE"), "owner": ("SELECT", "INSERT")}
 
 

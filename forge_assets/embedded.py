@@ -23,7 +23,14 @@ def ensure_embedded_server(pgdata: Path) -> str:
     """
     pgdata = Path(pgdata)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = _pgserver().get_server(pgdata, cleanup_mode=None)
+    try:
+        server = _pgserver().get_server(pgdata, cleanup_mode=None)
+    except (AssertionError, RuntimeError, OSError, TimeoutError) as exc:  # e.g. caught while it restarts
+        from forge_assets.db import DatabaseUnavailable
+
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnavailable(f"the embedded PostgreSQL server under {pgdata} is not ready ({reason}); "
+                                  "run again in a moment") from None
     return server.get_uri()
 
 

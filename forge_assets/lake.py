@@ -1,12 +1,17 @@
-"""The lake's layout and writes: every lake path is built here (and cannot escape the root); Parquet files
-are written atomically and durably.
+"""The lake's layout and its files: every lake path is built here (and cannot escape the root); atomic and
+durable writes, create-only markers.
 
-    rollups/<rollup>/day=YYYY-MM-DD/part-0.parquet         one file per rollup and day, replaced atomically
-    archive/<source>/<entry>/day=YYYY-MM-DD/<run>.parquet   archive files, never overwritten
+    rollups/<rollup>/day=YYYY-MM-DD/part-0.parquet                    one file per rollup and day, replaced atomically
+    archive/<source>/<entry>/day=YYYY-MM-DD/<ledger id>-<run>.parquet  archive files, never overwritten
+
+Every file operation the archive engine performs on the lake goes through a function here (make a directory,
+list one, publish a file, remove a file or an empty directory, claim a marker, hash a file), so that another
+backend (object storage) replaces this module and nothing else.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from datetime import date
@@ -68,9 +73,15 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def ensure_directory(directory: Path) -> None:
+    """Create `directory` and its missing parents."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+
+
 def temporary_sibling(path: Path) -> Path:
-    """A hidden, unique name next to `path` for the file while it is being written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A hidden, unique name next to `path` for the file while it is being written (its directory is
+    created here, when the first byte is about to be written, never before)."""
+    ensure_directory(path.parent)
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
@@ -95,3 +106,64 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> int:
         return publish(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def list_directory(directory: Path) -> list[tuple[str, bool]]:
+    """(name, is a regular file) of each entry of `directory`, sorted; empty when it does not exist.
+    Symbolic links are reported as not regular files (they are never followed)."""
+    try:
+        with os.scandir(directory) as found:
+            return sorted((e.name, e.is_file(follow_symlinks=False)) for e in found)
+    except FileNotFoundError:
+        return []
+
+
+def file_exists(path: Path) -> bool:
+    return Path(path).is_file()
+
+
+def remove_file(path: Path) -> None:
+    """Remove one file (gone already is fine)."""
+    Path(path).unlink(missing_ok=True)
+
+
+def remove_empty_directory(directory: Path) -> bool:
+    """Remove `directory` if it is empty; whether it was removed (missing or not empty: left alone)."""
+    try:
+        os.rmdir(directory)
+        return True
+    except OSError:
+        return False
+
+
+def claim(path: Path, content: bytes) -> bytes:
+    """Create `path` with `content` unless it exists (atomically: one of concurrent claimants wins), and
+    return what the file holds afterwards: `content` when this call created it, the winner's otherwise."""
+    ensure_directory(path.parent)
+    temporary = temporary_sibling(path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)  # fails when the name exists: create-only
+            fsync_directory(path.parent)
+        except FileExistsError:
+            pass
+    finally:
+        temporary.unlink(missing_ok=True)
+    return read_bytes(path)
+
+
+def read_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -5,10 +5,12 @@ migrations `sql/migrations/forge_retention/002_roles.sql` and `004_owner_role.sq
 
 - `forge_reader` (rollups, checks, sensor probes): SELECT on every table of the source's schema, except its
   sensitive columns (catalog.SENSITIVE), which it cannot read at all;
-- `forge_retention` (archive and purge): SELECT and DELETE on the catalog's tables, and SELECT on the
-  referencing columns of every table with a foreign key into one of them (the engine counts such rows to
-  refuse a purge that would cascade), and SELECT on the columns the policy file's rules read in other tables
-  (job templates and organizations by name). Nothing else: no INSERT, UPDATE, TRUNCATE or DDL;
+- `forge_retention` (archive and purge): SELECT and DELETE on the catalog's tables, SELECT on the
+  referencing columns of every foreign key into one of them (any number of columns, any schema: the engine
+  counts such rows to refuse a purge that would cascade, null or fail), SELECT on the columns of the tables
+  that tell unfinished work (a job's status for its events), and SELECT on the columns the policy file's
+  rules read in other tables (job templates and organizations by name). Nothing else: no INSERT, UPDATE,
+  TRUNCATE or DDL;
 - `forge_owner` (restore): SELECT and INSERT on the catalog's tables.
 
 `drop_partition` entries also need forge_retention to own the partitioned table and its partitions:
@@ -35,11 +37,12 @@ _TABLES = (
     "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
     "GROUP BY n.nspname, c.relname ORDER BY c.relname"
 )
-_REFERENCING_COLUMNS = (
-    "SELECT DISTINCT n.nspname, ch.relname, a.attname::text FROM pg_constraint c "
-    "JOIN pg_class ch ON ch.oid = c.conrelid JOIN pg_namespace n ON n.oid = ch.relnamespace "
-    "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
-    "WHERE c.contype = 'f' AND c.confrelid = to_regclass(format('%%I', %s::text)) ORDER BY 1, 2, 3"
+_REFERENCING_COLUMNS = (  # every foreign key into the table (composite ones too), once per child table
+    "SELECT n.nspname::text, r.relname::text, array_agg(DISTINCT a.attname::text ORDER BY a.attname::text) "
+    "FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+    "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) "
+    "WHERE c.contype = 'f' AND c.conparentid = 0 AND c.confrelid = to_regclass(format('%%I', %s::text)) "
+    "GROUP BY 1, 2 ORDER BY 1, 2"
 )
 
 
@@ -60,19 +63,23 @@ def grant_statements(conn: psycopg.Connection, source: str) -> list[sql.Composed
         statements.append(sql.SQL("REVOKE SELECT ON {} FROM {}").format(name, reader))  # and its column grants
         statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(readable, name, reader))
     selected = policy.effective_entries(source)
+    catalog_tables = {e.table for e in selected}
     for table in dict.fromkeys(e.table for e in selected):
         name = sql.Identifier(schema_of.get(table, "public"), table)
         statements.append(sql.SQL("GRANT SELECT, DELETE ON {} TO {}").format(name, retention))
         statements.append(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(name, owner))
-        for schema, child, column in conn.execute(_REFERENCING_COLUMNS, (table,)):
+        for schema, child, columns in conn.execute(_REFERENCING_COLUMNS, (table,)):
             statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
-                sql.Identifier(column), sql.Identifier(schema, child), retention))
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema, child), retention))
     reads: dict[str, dict[str, None]] = {}
     for entry in selected:
         for table, columns in rule_reads(entry).items():
             reads.setdefault(table, {}).update(dict.fromkeys(columns))
+        for unfinished in entry.unfinished:  # the parent rows that tell whether a row is still in use
+            if unfinished.parent:
+                reads.setdefault(unfinished.parent, {}).update(dict.fromkeys((unfinished.column, unfinished.parent_key)))
     for table, columns in reads.items():
-        if table not in {e.table for e in selected}:  # read by the policy's rules
+        if table not in catalog_tables:  # read by the policy's rules or the unfinished-work predicates
             statements.append(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
                 sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema_of.get(table, "public"), table),
                 retention))

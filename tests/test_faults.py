@@ -129,19 +129,19 @@ def assert_next_run_completes(target, entry, day, keys: Counter) -> None:
 
 
 @contextmanager
-def slow_deletes(target):
-    """Each deleted events row takes a millisecond in PostgreSQL, so an export lasts seconds."""
-    with conn_to(target, "orchestry") as conn:
-        conn.execute("CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS "
-                     "$$ BEGIN PERFORM pg_sleep(0.001); RETURN OLD; END $$")
-        conn.execute("CREATE TRIGGER slow_delete BEFORE DELETE ON events FOR EACH ROW EXECUTE FUNCTION slow_delete()")
-        conn.commit()
+def held_row(target, day):
+    """Another transaction holds a row of the day FOR UPDATE, so the purge's DELETE waits on it (the purge
+    refuses ON DELETE triggers it was not told about, so a slow trigger cannot hold it any more)."""
+    conn = conn_to(target, "orchestry")
     try:
+        conn.execute("SELECT 1 FROM events WHERE timestamp >= %s AND timestamp < %s LIMIT 1 FOR UPDATE",
+                     day_window(day, day))
         yield
     finally:
-        with conn_to(target, "orchestry") as conn:
-            conn.execute("DROP FUNCTION slow_delete() CASCADE")
-            conn.commit()
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass
 
 
 def test_kill_mid_export(hist, event_days):
@@ -248,6 +248,8 @@ def test_postgres_restart_mid_export(settings):
 
     try:
         url = server.get_uri("orchestry").replace("postgresql://postgres:@", "postgresql://postgres:hunter2@")
+        # the purge may wait for the held row longer than its default lock_timeout: the restart must find it waiting
+        url += ("&" if "?" in url else "?") + "options=-c%20lock_timeout%3D120s"
         with psycopg.connect(server.get_uri(), autocommit=True) as admin:
             admin.execute("CREATE DATABASE orchestry")
         target = type(settings)(home=home, lake_root=home / "lake", source_urls={"orchestry": url})
@@ -259,15 +261,15 @@ def test_postgres_restart_mid_export(settings):
         env = {**os.environ, "FORGE_ORCHESTRY_URL": url, "FORGE_LAKE_URI": str(target.lake_root),
                "FORGE_HOME": str(home), "FORGE_PURGE": "orchestry"}
         cli = str(Path(sys.executable).with_name("forge-assets"))
-        with slow_deletes(target), conn_to(target, "orchestry", autocommit=True) as watch:
+        with held_row(target, day), conn_to(target, "orchestry", autocommit=True) as watch:
             child = subprocess.Popen([cli, "archive", "--source", "orchestry", "--table", "events", "--day", str(day)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 240
             while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                                    "AND query LIKE 'DELETE FROM %%\"events\" WHERE%%'").fetchone()[0]:
+                                    "AND query LIKE 'DELETE FROM %%\"events\" %%WHERE%%'").fetchone()[0]:
                 assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
                 time.sleep(0.01)
-            time.sleep(0.3)  # well inside the three-second purge
+            time.sleep(0.3)  # well inside the purge's wait for the row (LOCK_TIMEOUT)
             pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "restart", "-m", "fast"),
                    bin_path=server.bin_path, user=server.system_user, timeout=60)
             _, stderr = child.communicate(timeout=60)

@@ -283,7 +283,8 @@ def test_restore_skips_rows_already_back(db):
         before = content(conn, entry)
         result = archive_day(conn, entry, day, db.lake_root, NOW)
         assert result.rows > 1
-        back = pq.read_table(db.lake_root / result.files[0]).slice(0, 1).to_pylist()[0]
+        (path,) = {row[1] for row in ledger(db, entry) if row[0] == day and row[3] is None}  # restored before
+        back = pq.read_table(db.lake_root / path).slice(0, 1).to_pylist()[0]
         conn.execute(sql.SQL("INSERT INTO events ({}) VALUES ({})").format(
             sql.SQL(", ").join(map(sql.Identifier, back)), sql.SQL(", ").join(sql.Placeholder() * len(back))),
             list(back.values()))

@@ -1,4 +1,5 @@
-"""Retention compliance: no row of a catalog table older than its keep_days plus a grace period (with the
+"""Retention compliance: no row of a catalog table older than its keep_days plus a grace period (unfinished
+work, never purged, does not count; with the
 entry's rules: no row whose own keep_days, plus the grace period, has passed), and the backlog of overdue
 days with whether it is draining (archived rows in the last day: a warning with the expected time to
 clear) or stuck (nothing archived for a day: an error)."""
@@ -15,7 +16,7 @@ from forge_assets.days import day_window
 from forge_assets.quality.outcome import Outcome, broken
 from forge_assets.quality.sql_evaluator import table_rows
 from forge_assets.retention.catalog import TableEntry, due_filter, slice_filter
-from forge_assets.retention.engine import last_overdue_day
+from forge_assets.retention.engine import last_overdue_day, unfinished_filter
 from forge_assets.retention.history import archived_since, backlog
 
 PROGRESS_WINDOW = timedelta(days=1)
@@ -36,8 +37,10 @@ def compliance_query(entry: TableEntry, cutoff: datetime, due_at: datetime | Non
     """Count and oldest time of the rows older than `cutoff` (an indexed range on the time column) that, for
     an entry with rules, were due at `due_at`."""
     bound = sql.Literal(cutoff.replace(tzinfo=None) if entry.naive_utc else cutoff)
-    query = sql.SQL("SELECT count(*), min({c}) FROM {t} WHERE {c} < {b} AND {s}").format(
+    query = sql.SQL("SELECT count(*), min({c}) FROM {t} t WHERE {c} < {b} AND {s}").format(
         c=sql.Identifier(entry.time_column), t=sql.Identifier(entry.table), b=bound, s=slice_filter(entry))
+    if entry.unfinished:  # never purged, however old: not a retention failure
+        query = sql.SQL("{} AND NOT ({})").format(query, unfinished_filter(entry))
     if due_at is not None and entry.selective:
         query = sql.SQL("{} AND {}").format(query, due_filter(entry, due_at))
     return query

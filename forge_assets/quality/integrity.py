@@ -1,5 +1,5 @@
-"""Archive integrity: every ledgered file exists and rereads to its row count and key checksum, and no two
-files of one day hold the same key."""
+"""Archive integrity: every ledgered file exists, rereads to its row count and key checksum and still has the
+bytes it was archived with (SHA-256), and no two files of one day hold the same key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forge_assets.lake import LakePathError, ledgered_file
+from forge_assets.lake import LakePathError, ledgered_file, sha256_of
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
 from forge_assets.retention.catalog import TableEntry
@@ -20,13 +20,14 @@ from forge_assets.retention.stream import reread
 
 ENGINE = "parquet"
 LEDGER_QUERY = (
-    "SELECT day, path, row_count, key_checksum FROM forge_retention.archive_ledger "
+    "SELECT day, path, row_count, key_checksum, sha256 FROM forge_retention.archive_ledger "
     "WHERE entry = %(entry)s AND path IS NOT NULL AND (%(all)s OR (day >= %(first)s AND day < %(last)s) "
     "OR (archived_at >= %(start)s AND archived_at < %(end)s)) ORDER BY day, path"
 )
 
 
-def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, checksum: str | None) -> str | None:
+def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, checksum: str | None,
+                  sha256: str | None = None) -> str | None:
     try:
         path = ledgered_file(root, relative)
     except LakePathError as exc:
@@ -38,6 +39,8 @@ def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, check
         return f"{relative}: {found_rows} rows, ledger says {rows}"
     if checksum is not None and f"{found_checksum:016x}" != checksum:
         return f"{relative}: key checksum {found_checksum:016x}, ledger says {checksum}"
+    if sha256 is not None and sha256_of(path) != sha256:
+        return f"{relative}: its bytes changed since it was archived (SHA-256 differs from the ledger's)"
     return None
 
 
@@ -67,8 +70,8 @@ def archive_integrity(conn: psycopg.Connection, entry: TableEntry, lake_root: Pa
     except psycopg.Error as exc:
         return broken(check, text, ENGINE, exc, time.perf_counter() - started)
     root = Path(lake_root)
-    problems = [p for day, path, rows, checksum in ledger
-                if (p := _file_problem(root, entry, path, rows, checksum)) is not None]
+    problems = [p for day, path, rows, checksum, sha256 in ledger
+                if (p := _file_problem(root, entry, path, rows, checksum, sha256)) is not None]
     failing = len(problems)
     by_day: dict[date, list[str]] = {}
     for day, path, *_ in ledger:

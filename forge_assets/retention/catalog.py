@@ -10,7 +10,14 @@ strategy that moves them out:
 - ``delete``: purge without archive, only for volatile tables (short-lived challenges, expired sessions).
 
 ``after`` names the entries whose rows reference this one's (foreign keys): they are archived first, so
-that a purge never cascades into rows that are not archived. The engine refuses such a purge regardless.
+that a purge never cascades into rows that are not archived. The engine refuses such a purge regardless
+(every foreign key, any number of columns, from any schema, whatever its ON DELETE action).
+
+``unfinished`` declares the rows the application still needs however old they are (jobs still running and
+their events, deployments in progress, open alerts): they never leave PostgreSQL; their day is archived
+without them and they follow once they are finished. ``delete_triggers`` opts in, by name, ON DELETE
+triggers of the table that may fire during a purge (any other such trigger makes the purge refuse: it could
+change other rows than the ones archived).
 
 Columns listed in SENSITIVE never leave the database: they are left out of every Parquet file.
 Retention days follow the sources' own documentation where it gives one; the other values are documented
@@ -105,6 +112,28 @@ class RetentionRule:
 
 
 @dataclass(frozen=True)
+class Unfinished:
+    """Rows still in use: their `column` holds one of `values`, or, with `parent`, the row of `parent` whose
+    `parent_key` equals the row's `via` column has such a `column` (a job's events while the job runs)."""
+
+    column: str
+    values: tuple[str, ...]
+    parent: str | None = None
+    via: str | None = None
+    parent_key: str = "id"
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise CatalogError(f"unfinished predicate on {self.column!r} names no values")
+        if bool(self.parent) != bool(self.via):
+            raise CatalogError("an unfinished predicate through a parent table needs both parent and via")
+
+    def describe(self) -> str:
+        where = f"{self.column} in ({', '.join(self.values)})"
+        return f"{self.parent}.{where} (through {self.via})" if self.parent else where
+
+
+@dataclass(frozen=True)
 class TableEntry:
     """One retention policy: a table (or a slice of it) of one source."""
 
@@ -120,6 +149,8 @@ class TableEntry:
     tenant_column: str | None = None
     naive_utc: bool = False
     after: tuple[str, ...] = ()
+    unfinished: tuple[Unfinished, ...] = ()
+    delete_triggers: tuple[str, ...] = ()
     rules: tuple[RetentionRule, ...] = ()
     keep_last: int | None = None
     grace_days: int | None = None
@@ -178,14 +209,22 @@ def _entry(source, table, time_column, keep_days, key=("id",), **options) -> Tab
                       keep_days=keep_days, **options)
 
 
+# Work still in progress, never purged however old (AWX's cleanup_jobs deletes running jobs: ansible/awx#13790).
+UNFINISHED_JOB = ("new", "pending", "waiting", "running")
+_JOB_UNFINISHED = Unfinished("status", UNFINISHED_JOB)
+_JOB_OF_ROW_UNFINISHED = Unfinished("status", UNFINISHED_JOB, parent="main_job", via="job_id")
+DEPLOYMENT_IN_PROGRESS = ("pending", "cloning", "building", "deploying")
+ALERT_OPEN = ("OPEN", "ACKNOWLEDGED")
+
 CATALOG: tuple[TableEntry, ...] = (
     # Forge: cleanup_jobs --days=90 (jobs, their events and host summaries), cleanup_activitystream --days=365.
-    _entry("forge", "main_jobevent", "job_created", 90, key=("id", "job_id"), strategy="drop_partition"),
-    _entry("forge", "main_jobhostsummary", "created", 90),
+    _entry("forge", "main_jobevent", "job_created", 90, key=("id", "job_id"), strategy="drop_partition",
+           unfinished=(_JOB_OF_ROW_UNFINISHED,)),
+    _entry("forge", "main_jobhostsummary", "created", 90, unfinished=(_JOB_OF_ROW_UNFINISHED,)),
     _entry("forge", "main_driftdetection", "created", 90),
     _entry("forge", "main_hostfactsnapshot", "created", 90, after=("main_driftdetection",)),
     _entry("forge", "main_job", "created", 90, tenant_column="organization_id",
-           after=("main_jobhostsummary", "main_hostfactsnapshot")),
+           after=("main_jobhostsummary", "main_hostfactsnapshot"), unfinished=(_JOB_UNFINISHED,)),
     _entry("forge", "main_activitystream", "timestamp", 365),
     _entry("forge", "main_auditevent", "created", 365, tenant_column="organization_id"),
     _entry("forge", "main_eventlog", "created", 90, tenant_column="organization_id"),
@@ -194,7 +233,8 @@ CATALOG: tuple[TableEntry, ...] = (
     _entry("forge", "main_webauthnauthenticationchallenge", "created", 1, strategy="delete"),
     # GoForge: cleanup_old_data() keeps container metrics 7 days and deployment logs 30.
     _entry("goforge", "container_metrics", "timestamp", 7),
-    _entry("goforge", "deployment_logs", "timestamp", 30),
+    _entry("goforge", "deployment_logs", "timestamp", 30,
+           unfinished=(Unfinished("status", DEPLOYMENT_IN_PROGRESS, parent="deployments", via="deployment_id"),)),
     _entry("goforge", "audit_logs", "created_at", 365),
     _entry("goforge", "sessions", "expires_at", 1, strategy="delete"),
     # Orchestry: cleanup_old_data() keeps events 30 days, instance metrics 7 and app metrics 30.
@@ -208,7 +248,8 @@ CATALOG: tuple[TableEntry, ...] = (
            tenant_column="tenant_id"),
     _entry("pulse", "system_metrics", "time", 30, key=("service", "metric_name", "time"), strategy="drop_partition"),
     _entry("pulse", "notification_log", "sent_at", 90, tenant_column="tenant_id"),
-    _entry("pulse", "fleet_alert", "created_at", 365, tenant_column="tenant_id", after=("notification_log",)),
+    _entry("pulse", "fleet_alert", "created_at", 365, tenant_column="tenant_id", after=("notification_log",),
+           unfinished=(Unfinished("status", ALERT_OPEN),)),
     # OpenOrchestrator: finished queue elements and logs (naive UTC timestamps).
     _entry("openorchestrator", "Logs", "log_time", 30, naive_utc=True),
     _entry("openorchestrator", "Queues", "created_date", 90, slice_column="status",
@@ -358,9 +399,17 @@ def validate(conn: psycopg.Connection, selected: Iterable[TableEntry]) -> None:
             continue
         wanted = {entry.time_column, *entry.key_columns, *entry.sensitive_columns}
         wanted |= {c for c in (entry.slice_column, entry.tenant_column) if c} | rule_columns(entry)
+        wanted |= {u.via if u.parent else u.column for u in entry.unfinished}
         missing = sorted(wanted - columns)
         if missing:
             problems.append(f"{entry.key}: column(s) {', '.join(missing)} missing from {entry.table!r}")
+        for parent in {u.parent for u in entry.unfinished if u.parent}:
+            found = _columns(conn, parent)
+            needed = {c for u in entry.unfinished if u.parent == parent for c in (u.column, u.parent_key)}
+            if not found:
+                problems.append(f"{entry.key}: table {parent!r} (unfinished work) does not exist")
+            elif needed - found:
+                problems.append(f"{entry.key}: column(s) {', '.join(sorted(needed - found))} missing from {parent!r}")
         for table, needed in rule_reads(entry).items():
             found = _columns(conn, table)
             if set(needed) - found:

@@ -1,15 +1,24 @@
 """Archive one UTC day of one catalog entry to Parquet and purge exactly those rows, or load it back.
 
 The promise: every row is either in PostgreSQL or in a Parquet file that the ledger references, never
-neither. A run holds an advisory lock on (entry, day), then works in one REPEATABLE READ transaction:
-partitions that hold only the day's rows are locked against writers first, then the transaction's snapshot
-is exported (`pg_export_snapshot()`) and the rows it sees are streamed into Parquet by a second connection
-that imports it (stream.py). Each file is fsynced, renamed into place and read back (row count and key
-checksum). Only then does the transaction delete the day's remaining rows with the same predicate under
-the same snapshot (so exactly the exported rows: rows committed later are invisible to it, and a row
-changed meanwhile makes the DELETE fail), check that it deleted as many rows as it exported, detach and
-drop the exported partitions, write the ledger and COMMIT. Anything that fails before COMMIT rolls back
-and removes the files.
+neither, and no archive file is ever deleted once ledgered. A run holds an advisory lock on (entry, day)
+(and, for `drop_partition`, one on the table, so that runs of two days never lock each other's partitions),
+then works in one REPEATABLE READ transaction whose every lock and DDL statement waits at most
+`LOCK_TIMEOUT`: partitions that hold only the day's rows are locked against writers first, then the
+transaction's snapshot is exported (`pg_export_snapshot()`) and the rows it sees are streamed into Parquet
+by connections that import it (stream.py). Each file is fsynced, renamed into place and read back (row
+count and key checksum, and the content checksum of every archived column, which PostgreSQL computes over
+the same rows under the same snapshot). Only then does the transaction delete the day's remaining rows with
+the same predicate under the same snapshot (so exactly the exported rows: rows committed later are
+invisible to it, and a row changed meanwhile makes the DELETE fail), check that it deleted as many rows as
+it exported, detach and drop the exported partitions, write the ledger and COMMIT. Anything that fails
+before COMMIT rolls back and removes the run's own files; nothing is left to do after COMMIT.
+
+Rows the application still needs (the catalog's `unfinished` predicates) are never selected. A day that
+was restored keeps its files ledgered: archiving it again deletes the rows identical (whole row, every
+archived column) to rows of those files without writing them again, writes the other rows to a new file,
+and marks the restored files archived again, so rows the application deleted after the restore stay in
+their file.
 """
 from __future__ import annotations
 
@@ -25,17 +34,42 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from forge_assets.days import day_window
-from forge_assets.lake import archive_day_directory
+from forge_assets.lake import (
+    archive_day_directory,
+    file_exists,
+    list_directory,
+    remove_empty_directory,
+    remove_file,
+    sha256_of,
+)
 from forge_assets.pgcopy import copy_rows
-from forge_assets.retention import preflight
+from forge_assets.retention import content, preflight
 from forge_assets.retention.catalog import TableEntry, due_filter, slice_filter
-from forge_assets.retention.columns import archive_columns, schema_of, select_list
+from forge_assets.retention.columns import ArchiveColumn, archive_columns, schema_of, select_list
 from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
-from forge_assets.retention.stream import export_conninfo, export_to_parquet, release_freed_memory, reread
+from forge_assets.retention.ownership import Ledger, check_owner, ledger_of
+from forge_assets.retention.stream import (
+    Unrepresentable,
+    export_conninfo,
+    export_to_parquet,
+    release_freed_memory,
+    reread,
+)
 
 # A partition of at least _SPLIT_BLOCKS blocks (8 kB each) is read by EXPORT_READERS connections at once.
 EXPORT_READERS = 2
 _SPLIT_BLOCKS = 1_024
+# Every lock and DDL statement of an archive transaction waits at most this long (unless the session set its
+# own lock_timeout): the purge gives up and is retried later rather than queue the application behind it.
+LOCK_TIMEOUT = "2s"
+# Days are Python dates: rows whose time lies outside these (±infinity, before year 1) have no UTC day and
+# stay in PostgreSQL, reported, never archived. The last day is one before date.max (its end must exist).
+FIRST_DAY = date(1, 1, 1)
+LAST_DAY = date(9999, 12, 30)
+_TABLE_LOCK_CLASS = 0x466F7267  # "Forg": the first key of the per-table advisory lock
+# The content checksum (PostgreSQL's against the file's) before any row is deleted. Only the benchmark turns
+# it off, to measure what it costs.
+CONTENT_CHECK = True
 
 
 class RetentionError(RuntimeError):
@@ -44,6 +78,10 @@ class RetentionError(RuntimeError):
 
 class NotOverdue(RetentionError):
     """The day still has rows younger than the entry's keep_days."""
+
+
+class LockTimeout(RetentionError):
+    """A lock was not granted within LOCK_TIMEOUT: nothing changed, a later run retries."""
 
 
 @dataclass
@@ -59,6 +97,8 @@ class DayResult:
     seconds: float = 0.0
     skipped: str | None = None
     dry_run: bool = False
+    rearchived: int = 0
+    kept_unfinished: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -76,18 +116,32 @@ def last_overdue_day(entry: TableEntry, now: datetime) -> date:
     return (now - timedelta(days=entry.shortest_keep_days)).astimezone(timezone.utc).date() - timedelta(days=1)
 
 
-def _first_day(conn: psycopg.Connection, entry: TableEntry, where: sql.Composable) -> date | None:
-    """The UTC day of the entry's oldest row matching `where` (an indexed min()), or None."""
-    oldest = conn.execute(sql.SQL("SELECT min({}) FROM {} WHERE {}").format(
-        sql.Identifier(entry.time_column), sql.Identifier(entry.table), where)).fetchone()[0]
+def _bound(entry: TableEntry, moment: datetime) -> sql.Literal:
+    return sql.Literal(moment.replace(tzinfo=None) if entry.naive_utc else moment)
+
+
+def first_day(conn: psycopg.Connection, entry: TableEntry, first: date, last: date,
+               now: datetime | None = None) -> date | None:
+    """The UTC day of the entry's oldest row from `first` through `last` (an indexed min()
+    over a range, so rows at ±infinity or outside the days Python can name are never read), or None. With
+    `now`, an entry with rules counts only the rows due then."""
+    first, last = max(first, FIRST_DAY), min(last, LAST_DAY)
+    if first > last:
+        return None
+    start, end = day_window(first, last)
+    column = sql.Identifier(entry.time_column)
+    due = due_filter(entry, now) if now is not None and entry.selective else sql.SQL("true")
+    oldest = conn.execute(sql.SQL("SELECT min({c}) FROM {t} WHERE {c} >= {s} AND {c} < {e} AND {sl} AND {d}").format(
+        c=column, t=sql.Identifier(entry.table), s=_bound(entry, start), e=_bound(entry, end),
+        sl=slice_filter(entry), d=due)).fetchone()[0]
     if oldest is None:
         return None
     return oldest.date() if entry.naive_utc else oldest.astimezone(timezone.utc).date()
 
 
 def oldest_day(conn: psycopg.Connection, entry: TableEntry) -> date | None:
-    """The UTC day of the entry's oldest row, or None when it holds no rows."""
-    found = _first_day(conn, entry, slice_filter(entry))
+    """The UTC day of the entry's oldest row, or None when it holds no rows (with a day)."""
+    found = first_day(conn, entry, FIRST_DAY, LAST_DAY)
     conn.rollback()
     return found
 
@@ -97,45 +151,76 @@ def overdue_days(conn: psycopg.Connection, entry: TableEntry, now: datetime, unt
     first = oldest_day(conn, entry)
     if first is None:
         return []
-    last = min(last_overdue_day(entry, now), until or date.max)
+    last = min(last_overdue_day(entry, now), until or LAST_DAY)
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def days_holding_rows(conn: psycopg.Connection, entry: TableEntry, first: date, last: date, limit: int,
-                      now: datetime | None = None) -> list[date]:
+def days_holding_rows(conn: psycopg.Connection, entry: TableEntry, first: date, last: date,
+                      limit: int | None = None, now: datetime | None = None) -> list[date]:
     """Up to `limit` UTC days from `first` through `last` that hold rows of the entry (rows due at `now`, when
-    given), oldest first: one indexed min() per day found, so empty days cost nothing."""
+    given), oldest first: one indexed min() per day found, so empty days cost nothing (a row in 1900 is one
+    more day, not 46,000)."""
     days: list[date] = []
-    while first <= last and len(days) < limit:
-        found = _first_day(conn, entry, _day_filter(entry, first, last, now))
+    while first <= last and (limit is None or len(days) < limit):
+        found = first_day(conn, entry, first, last, now)
         if found is None:
             break
         days.append(found)
-        first = days[-1] + timedelta(days=1)
+        if found >= LAST_DAY:
+            break
+        first = found + timedelta(days=1)
     conn.rollback()
     return days
 
 
+def undated_rows(conn: psycopg.Connection, entry: TableEntry) -> int:
+    """Rows of the entry whose time is before the first day Python can name (year 1) or -infinity: overdue
+    forever, archived never (there is no day to file them under); they stay in PostgreSQL."""
+    start, _ = day_window(FIRST_DAY, FIRST_DAY)
+    count = conn.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {c} < {s} AND {sl}").format(
+        t=sql.Identifier(entry.table), c=sql.Identifier(entry.time_column), s=_bound(entry, start),
+        sl=slice_filter(entry))).fetchone()[0]
+    conn.rollback()
+    return count
+
+
 def require_overdue(entry: TableEntry, day: date, now: datetime) -> None:
     if day > last_overdue_day(entry, now):
-        due = day + timedelta(days=entry.shortest_keep_days + 1)
-        raise NotOverdue(
-            f"{entry.key} keeps {entry.shortest_keep_days} days: {day} is not overdue before {due} 00:00 UTC; "
-            "nothing deleted"
-        )
+        try:
+            due = f"before {day + timedelta(days=entry.shortest_keep_days + 1)} 00:00 UTC"
+        except OverflowError:
+            due = "ever"
+        raise NotOverdue(f"{entry.key} keeps {entry.shortest_keep_days} days: {day} is not overdue {due}; "
+                         "nothing deleted")
 
 
-def _day_filter(entry: TableEntry, day: date, last: date | None = None, now: datetime | None = None) -> sql.Composed:
-    """Rows whose time falls on `day` (through `last`, when given) in UTC, within the entry's slice (and due at
-    `now`, when given: an entry with rules keeps some of a day's rows longer)."""
+def unfinished_filter(entry: TableEntry, alias: str = "t") -> sql.Composable:
+    """True for rows the application still needs (the catalog's `unfinished` predicates), on `alias`."""
+    terms = []
+    for u in entry.unfinished:
+        values = sql.Literal(list(u.values))
+        if u.parent:
+            terms.append(sql.SQL("EXISTS (SELECT 1 FROM {p} p WHERE p.{k} = {a}.{v} AND p.{c}::text = ANY({vals}))").format(
+                p=sql.Identifier(u.parent), k=sql.Identifier(u.parent_key), a=sql.Identifier(alias),
+                v=sql.Identifier(u.via), c=sql.Identifier(u.column), vals=values))
+        else:
+            terms.append(sql.SQL("{}.{}::text = ANY({})").format(sql.Identifier(alias), sql.Identifier(u.column), values))
+    return sql.SQL(" OR ").join(terms) if terms else sql.SQL("false")
+
+
+def _day_filter(entry: TableEntry, day: date, last: date | None = None, alias: str = "t",
+                finished_only: bool = True, now: datetime | None = None) -> sql.Composed:
+    """Rows (of `alias`) whose time falls on `day` (through `last`, when given) in UTC, within the entry's
+    slice, less the unfinished ones unless `finished_only` is False, and, with `now`, for an entry with rules
+    (policy file), only the rows due then (the others stay for a later run)."""
     start, end = day_window(day, last or day)
-    if entry.naive_utc:
-        start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-    column = sql.Identifier(entry.time_column)
+    column = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(entry.time_column))
     where = sql.SQL("{c} >= {s} AND {c} < {e} AND {slice}").format(
-        c=column, s=sql.Literal(start), e=sql.Literal(end), slice=slice_filter(entry))
+        c=column, s=_bound(entry, start), e=_bound(entry, end), slice=slice_filter(entry))
+    if finished_only and entry.unfinished:
+        where = sql.SQL("{} AND NOT ({})").format(where, unfinished_filter(entry, alias))
     if now is not None and entry.selective:
-        where = sql.SQL("{} AND {}").format(where, due_filter(entry, now))
+        where = sql.SQL("{} AND {}").format(where, due_filter(entry, now, alias))
     return where
 
 
@@ -144,9 +229,9 @@ def dry_run_day(conn: psycopg.Connection, entry: TableEntry, day: date, now: dat
     sensitive ones are not read: the reader login cannot). Changes nothing."""
     require_overdue(entry, day, now)
     began = time.perf_counter()
-    row = sql.SQL(", ").join(sql.Identifier(c.name) for c in archive_columns(conn, entry))
+    row = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c.name)) for c in archive_columns(conn, entry))
     rows, size = conn.execute(
-        sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(ROW({}))), 0) FROM {} WHERE {}").format(
+        sql.SQL("SELECT count(*), coalesce(sum(pg_column_size(ROW({}))), 0) FROM {} t WHERE {}").format(
             row, sql.Identifier(entry.table), _day_filter(entry, day, now=now))
     ).fetchone()
     conn.rollback()
@@ -158,99 +243,211 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
     """Archive (or, for strategy 'delete', purge) the rows of `entry` on `day`; see the module docstring.
 
     Idempotent: a day already archived has no rows left to move. Rows that arrive later go into a new file.
-    A second run of the same (entry, day) waits for the first when `wait`, else returns with `skipped` set.
+    A second run of the same (entry, day) (or, for `drop_partition`, of the same table) waits for the first
+    when `wait`, else returns with `skipped` set.
     """
     if conn.autocommit:
         raise ValueError("archive_day needs a connection in transaction mode")
     require_overdue(entry, day, now)
+    lake_root = Path(lake_root).resolve()
     result = DayResult(entry.key, day)
     began = time.perf_counter()
-    preflight.check_archive(conn, entry, _day_directory(entry, day, Path(lake_root).resolve()))
-    if not _session_lock(conn, entry, day, wait):
+    ledger = preflight.check_archive(conn, entry, _day_directory(entry, day, lake_root), lake_root)
+    if not _session_lock(conn, _lock_key(entry, day), wait):
         result.skipped = f"another run is archiving {entry.key} {day}"
         return result
     try:
-        _archive_locked(conn, entry, day, Path(lake_root).resolve(), run_id or new_run_id(), result, now)
+        table_key = (_TABLE_LOCK_CLASS, _hashtext(conn, entry.table)) if entry.strategy == "drop_partition" else None
+        if table_key and not _session_lock(conn, table_key, wait):
+            result.skipped = f"another run is archiving a day of {entry.table}"
+            return result
+        try:
+            _archive_locked(conn, entry, day, lake_root, run_id or new_run_id(), result, ledger, began, now)
+        finally:
+            if table_key:
+                _session_unlock(conn, table_key)
     finally:
-        _session_unlock(conn, entry, day)
+        _session_unlock(conn, _lock_key(entry, day))
     result.seconds = time.perf_counter() - began
     return result
 
 
+def _hashtext(conn: psycopg.Connection, text: str) -> int:
+    value = conn.execute("SELECT hashtext(%s)", (text,)).fetchone()[0]
+    conn.rollback()
+    return value
+
+
+def _set_lock_timeout(conn: psycopg.Connection) -> None:
+    if conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0] in ("0", "0ms"):
+        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+
+
 def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id: str, result: DayResult,
-                    now: datetime) -> None:
+                    ledger: Ledger, began: float, now: datetime) -> None:
     partitions = _partitions_within(conn, entry, day, now) if entry.strategy == "drop_partition" else []
+    size_before = _table_bytes(conn, entry)  # here, not in the archiving transaction: sizing locks every partition
     conn.commit()
     written: list[Path] = []
     committing = False
     try:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        _set_lock_timeout(conn)  # SET is no snapshot: the snapshot is taken below, after the locks
         if partitions:  # before the snapshot, so that it sees every row a writer committed into them
             conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
                 sql.SQL(", ").join(map(sql.Identifier, partitions))))
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        _remove_orphans(conn, entry, day, lake_root)
-        superseded = _retire_restored(conn, entry, day, lake_root)
-        _refuse_if_referenced(conn, entry, day, now)
+        preflight.refuse_if_referenced(conn, entry, _day_filter(entry, day, alias="p", now=now), day)
+        _remove_orphans(conn, entry, day, lake_root, ledger)
         columns = archive_columns(conn, entry)
-        export = _Export(conn, entry, day, columns, lake_root, run_id, snapshot, written)
+        restored = _restored_files(conn, entry, day)
+        keep = _RestoredRows(conn, entry, day, columns, lake_root, restored) if restored else None
+        export = _Export(conn, entry, day, columns, lake_root, run_id, snapshot, written, ledger)
         for partition in partitions:
             if not _holds_only(conn, entry, partition, day, now):  # checked again, now that writers are locked out
                 raise RetentionError(f"{entry.key}: partition {partition} changed while it was being archived")
-            result.files += export.run(_block_ranges(conn, partition, columns), f"{run_id}-{partition}")
+            if keep is None:
+                queries = _block_ranges(conn, partition, columns)
+            else:
+                queries = keep.select(partition, select_list(columns), sql.SQL("true"))
+            before = export.rows
+            result.files += export.run(queries, f"{run_id}-{partition}")
+            if keep is not None:  # the partition goes whole: its rows are all exported or all in restored files
+                held = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(partition))).fetchone()[0]
+                if held != export.rows - before + keep.matched_in([partition]):
+                    raise RetentionError(f"{entry.key} {day}: partition {partition} holds {held} rows, "
+                                         f"{export.rows - before} exported and {keep.matched_in([partition])} in "
+                                         "restored files; nothing deleted")
         leaves = [leaf for leaf in _leaves(conn, entry) if leaf[1] not in partitions]
+        if keep is None and len(leaves) > 1 and _range_on_time(conn, entry):
+            # Through the parent: the planner prunes to the partitions the day can be in, so the purge locks
+            # those (and the default) rather than every partition of the table.
+            leaves = [None]
         exported = export.rows
         if entry.archives and leaves:
-            result.files += export.run(sql.SQL(" UNION ALL ").join(
-                sql.SQL("SELECT {} FROM {} WHERE {}").format(select_list(columns), sql.Identifier(*leaf),
-                                                             _day_filter(entry, day, now=now)) for leaf in leaves), run_id)
-        deleted = sum(conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(
-            sql.Identifier(*leaf), _day_filter(entry, day, now=now))).rowcount for leaf in leaves)
+            selects = []
+            for leaf in leaves:
+                if keep is None:
+                    selects.append(sql.SQL("SELECT {} FROM {} t WHERE {}").format(
+                        select_list(columns), _relation(entry, leaf), _rest_of_day(entry, day, leaf, partitions, now)))
+                else:
+                    selects += keep.select(leaf[1], select_list(columns), _day_filter(entry, day, now=now), leaf)
+            if selects:
+                result.files += export.run(sql.SQL(" UNION ALL ").join(selects), run_id)
+        deleted = sum(conn.execute(sql.SQL("DELETE FROM {} t WHERE {}").format(
+            _relation(entry, leaf), _rest_of_day(entry, day, leaf, partitions, now))).rowcount for leaf in leaves)
+        matched = keep.matched_outside(partitions) if keep else 0
         if not entry.archives and deleted:
-            _ledger(conn, entry, day, run_id, None, deleted, 0, None, [])
-        elif deleted != export.rows - exported:
-            raise RetentionError(f"{entry.key} {day}: deleted {deleted} rows but exported {export.rows - exported}")
+            _ledger(conn, entry, day, run_id, None, deleted, 0, None, [], None, None)
+        elif deleted != export.rows - exported + matched:
+            raise RetentionError(f"{entry.key} {day}: deleted {deleted} rows but exported "
+                                 f"{export.rows - exported} and found {matched} in restored files")
         for partition in partitions:  # last: DETACH locks the parent table until COMMIT
             conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                 sql.Identifier(entry.table), sql.Identifier(partition)))
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition)))
             result.partitions_dropped.append(partition)
-        result.rows, result.bytes = _ledger_totals(conn, entry, day, run_id)
+        if keep:
+            result.rearchived = keep.matched
+            conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = NULL WHERE id = ANY(%s)",
+                         ([ledger_id for ledger_id, *_ in restored],))
+        # rows that left PostgreSQL: deleted ones, and those of the dropped partitions
+        result.rows = deleted + exported + (keep.matched_in(partitions) if keep else 0)
+        result.bytes = export.bytes
+        _before_commit(conn)
         committing = True
         conn.commit()
+    except psycopg.errors.LockNotAvailable as exc:
+        _discard(conn, written)
+        raise LockTimeout(f"{entry.key} {day}: gave up waiting for a lock ({' '.join(str(exc).split())}); "
+                          "nothing changed, a later run retries") from None
     except BaseException:
         if not committing:  # nothing references the files: remove them even when the connection is gone
-            for path in written:
-                path.unlink(missing_ok=True)
+            _discard(conn, written)
+        raise  # a failed COMMIT leaves its file: the ledger decides, and the next run removes orphans
+    finally:
+        remove_empty_directory(_day_directory(entry, day, lake_root))  # no empty day= folder is ever left
+    if result.rows:  # bookkeeping after COMMIT: the size after is what the dropped partitions gave back
+        try:
+            _record_run(conn, entry, day, run_id, result, size_before, _table_bytes(conn, entry),
+                        time.perf_counter() - began)
+            conn.commit()
+        except psycopg.Error:
             if not conn.broken:
                 conn.rollback()
-        raise  # a failed COMMIT leaves its file: the ledger decides, and the next run removes orphans
-    for path in superseded:
-        path.unlink(missing_ok=True)
+
+
+def _before_commit(conn: psycopg.Connection) -> None:
+    """Nothing: a seam where a test looks inside the archiving transaction just before its COMMIT."""
+
+
+def _relation(entry: TableEntry, leaf: tuple[str, str] | None) -> sql.Composable:
+    return sql.Identifier(*leaf) if leaf else sql.Identifier(entry.table)
+
+
+def _rest_of_day(entry: TableEntry, day: date, leaf: tuple[str, str] | None, partitions: list[str],
+                 now: datetime) -> sql.Composable:
+    """The day's rows (due at `now`) in a leaf, or (leaf None: through the parent) outside the partitions
+    dropped whole."""
+    where = _day_filter(entry, day, now=now)
+    if leaf is None and partitions:
+        oids = sql.SQL(", ").join(sql.SQL("to_regclass(quote_ident({}))").format(sql.Literal(p)) for p in partitions)
+        where = sql.SQL("{} AND t.tableoid <> ALL (ARRAY[{}]::oid[])").format(where, oids)
+    return where
+
+
+def _range_on_time(conn: psycopg.Connection, entry: TableEntry) -> bool:
+    """Whether the table is RANGE-partitioned on its time column (the planner can prune by the day)."""
+    key = conn.execute(
+        "SELECT pg_get_partkeydef(to_regclass(format('%%I', %s::text)))", (entry.table,)).fetchone()[0]
+    return key is not None and key.replace('"', "") == f"RANGE ({entry.time_column})"
+
+
+def _discard(conn: psycopg.Connection, written: list[Path]) -> None:
+    for path in written:
+        remove_file(path)
+    if not conn.broken and not conn.closed:
+        conn.rollback()
+
+
+def _table_bytes(conn: psycopg.Connection, entry: TableEntry) -> int:
+    """The table's size on disk with its indexes and TOAST, over every partition."""
+    return int(conn.execute(
+        "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM (SELECT relid FROM pg_partition_tree(to_regclass("
+        "format('%%I', %(t)s::text))) UNION SELECT to_regclass(format('%%I', %(t)s::text))) r",
+        {"t": entry.table}).fetchone()[0])
+
+
+def _record_run(conn, entry, day, run_id, result: DayResult, before: int, after: int, seconds: float) -> None:
+    conn.execute(
+        "INSERT INTO forge_retention.archive_runs (entry, day, run_id, rows_removed, rows_written, rows_rearchived, "
+        "rows_kept_unfinished, table_bytes_before, table_bytes_after, seconds) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+        "%s, %s)", (entry.key, day, run_id, result.rows, result.rows - result.rearchived, result.rearchived,
+                    result.kept_unfinished, before, after, seconds))
 
 
 def _lock_key(entry: TableEntry, day: date) -> tuple[str, int]:
     return entry.key, day.toordinal()
 
 
-def _session_lock(conn: psycopg.Connection, entry: TableEntry, day: date, wait: bool) -> bool:
-    """Take the (entry, day) advisory lock for the session, in a transaction of its own: the archiving
-    transaction's snapshot is then taken after the lock, so it sees whatever an earlier run committed."""
-    if wait:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", _lock_key(entry, day))
-        locked = True
-    else:
-        locked = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s), %s)", _lock_key(entry, day)).fetchone()[0]
+def _session_lock(conn: psycopg.Connection, key: tuple, wait: bool) -> bool:
+    """Take an advisory lock for the session, in a transaction of its own: the archiving transaction's
+    snapshot is then taken after the lock, so it sees whatever an earlier run committed. `key` is
+    (text, int) for an (entry, day) or (int, int) for a table."""
+    function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+    first = "hashtext(%s)" if isinstance(key[0], str) else "%s"
+    locked = conn.execute(f"SELECT {function}({first}, %s)", key).fetchone()[0]  # noqa: S608 (fixed text)
     conn.commit()
-    return locked
+    return wait or locked
 
 
-def _session_unlock(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
+def _session_unlock(conn: psycopg.Connection, key: tuple) -> None:
     """Release the lock; a connection that was lost released it with its session."""
     if conn.broken or conn.closed:
         return
     conn.rollback()
-    conn.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", _lock_key(entry, day))
+    first = "hashtext(%s)" if isinstance(key[0], str) else "%s"
+    conn.execute(f"SELECT pg_advisory_unlock({first}, %s)", key)  # noqa: S608 (fixed text)
     conn.commit()
 
 
@@ -270,49 +467,87 @@ def _ledgered_paths(conn: psycopg.Connection, entry: TableEntry, day: date) -> s
     return {path for (path,) in rows}
 
 
-def _remove_orphans(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> None:
-    """Delete files of the day that no ledger row references (left by a run that died before COMMIT).
-
-    Runs under the (entry, day) lock, so no other run can be between its rename and its COMMIT.
-    """
+def _remove_orphans(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path, ledger: Ledger) -> None:
+    """Delete the files of the day that this ledger wrote and never ledgered (left by a run of its own that
+    died before COMMIT), temporary ones too. A file of any other name (another deployment's, a README, a
+    folder) is never touched. Runs under the (entry, day) lock, so no run of this ledger can be between
+    its rename and its COMMIT."""
     directory = _day_directory(entry, day, lake_root)
-    if not directory.is_dir():
-        return
     ledgered = _ledgered_paths(conn, entry, day)
-    for path in directory.iterdir():
-        if str(path.relative_to(lake_root)) not in ledgered:
-            path.unlink(missing_ok=True)
+    for name, regular in list_directory(directory):
+        ours, _ = ledger.owns(name)
+        if regular and ours and str((directory / name).relative_to(lake_root)) not in ledgered:
+            remove_file(directory / name)
+    remove_empty_directory(directory)
 
 
-def _retire_restored(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> list[Path]:
-    """Files whose rows were restored are superseded by this run's archive of the day: drop their ledger
-    rows now (in this transaction) and return the files to delete after COMMIT."""
-    rows = conn.execute(
-        "DELETE FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s AND restored_at IS NOT NULL "
-        "RETURNING path", (entry.key, day)
-    ).fetchall()
-    return [lake_root / path for (path,) in rows if path]
+def _restored_files(conn: psycopg.Connection, entry: TableEntry, day: date) -> list[tuple]:
+    return conn.execute(
+        "SELECT id, path, columns FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s "
+        "AND path IS NOT NULL AND restored_at IS NOT NULL ORDER BY id", (entry.key, day)).fetchall()
 
 
-def _refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> None:
-    """Deleting a row that other rows reference would cascade or null them: archive those tables first."""
-    references = conn.execute(
-        "SELECT c.conrelid::regclass::text, a.attname, p.attname FROM pg_constraint c "
-        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
-        "JOIN pg_attribute p ON p.attrelid = c.confrelid AND p.attnum = c.confkey[1] "
-        "WHERE c.contype = 'f' AND c.confrelid = to_regclass(format('%%I', %s::text)) "
-        "AND cardinality(c.conkey) = 1", (entry.table,)
-    ).fetchall()
-    for child, child_column, parent_column in references:
-        count = conn.execute(sql.SQL(
-            "SELECT count(*) FROM {child} c WHERE c.{fk} IN (SELECT {pk} FROM {parent} WHERE {filter})"
-        ).format(child=sql.SQL(child), fk=sql.Identifier(child_column), pk=sql.Identifier(parent_column),
-                 parent=sql.Identifier(entry.table), filter=_day_filter(entry, day, now=now))).fetchone()[0]
-        if count:
-            raise RetentionError(
-                f"{entry.key} {day}: {count} rows of {child} still reference these rows; "
-                f"archive {child} first (nothing deleted)"
-            )
+def identity(columns: list[str], alias: str) -> sql.Composed:
+    """A row's whole-row identity over `columns`: its text form, equal exactly when every value is."""
+    return sql.SQL("ROW({})::text").format(
+        sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in columns))
+
+
+def comparable_columns(conn: psycopg.Connection, entry: TableEntry) -> list[str]:
+    """The columns whole-row identity compares: archived (not sensitive) and not generated."""
+    return [name for (name,) in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(format('%%I', %s::text)) AND attnum > 0 "
+        "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", (entry.table,)) if name not in entry.sensitive_columns]
+
+
+class _RestoredRows:
+    """The rows of a restored day's files, loaded into a temporary table, and which live rows of the day
+    are identical to one of them (a multiset match: a row twice in the files covers two identical live rows).
+    Those are deleted without being written again; every other row of the day is exported by ctid."""
+
+    def __init__(self, conn, entry: TableEntry, day: date, columns: list[ArchiveColumn], lake_root: Path,
+                 restored: list[tuple]) -> None:
+        self.conn, self.entry = conn, entry
+        staging = sql.Identifier("forge_rearchive")
+        conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+            staging, sql.Identifier(entry.table)))
+        live = {c.name for c in columns}
+        for _, path, names in restored:
+            file = lake_root / path
+            if not file_exists(file):
+                raise RetentionError(f"{entry.key} {day}: the restored file {path} is missing from the lake; "
+                                     "nothing deleted")
+            copy_rows(conn, "forge_rearchive", _file_batches(file, [n for n in names if n in live]))
+        compared = comparable_columns(conn, entry)
+        rows = conn.execute(sql.SQL(
+            "WITH filed AS (SELECT {si} AS k, count(*) AS c FROM {s} s GROUP BY 1), "
+            "live AS (SELECT t.tableoid AS rel, t.ctid AS tid, {ti} AS k, row_number() OVER (PARTITION BY {ti}) AS n "
+            "FROM {t} t WHERE {day}) "
+            "SELECT rel::regclass::text, array_agg(tid) FILTER (WHERE n > coalesce(c, 0)), "
+            "count(*) FILTER (WHERE n <= coalesce(c, 0)) FROM live LEFT JOIN filed USING (k) GROUP BY rel").format(
+                si=identity(compared, "s"), s=staging, ti=identity(compared, "t"), t=sql.Identifier(entry.table),
+                day=_day_filter(entry, day))).fetchall()
+        self.tids = {rel.split(".")[-1].strip('"'): tids or [] for rel, tids, _ in rows}
+        self.matches = {rel.split(".")[-1].strip('"'): matched for rel, _, matched in rows}
+
+    @property
+    def matched(self) -> int:
+        return sum(self.matches.values())
+
+    def matched_in(self, relations: list[str]) -> int:
+        return sum(self.matches.get(r, 0) for r in relations)
+
+    def matched_outside(self, relations: list[str]) -> int:
+        return self.matched - self.matched_in(relations)
+
+    def select(self, relation: str, select_list: sql.Composable, where: sql.Composable,
+               qualified: tuple[str, str] | None = None) -> list[sql.Composable]:
+        """The SELECT of the relation's rows of the day that are not in the restored files (none: [])."""
+        tids = self.tids.get(relation)
+        if not tids:
+            return []
+        return [sql.SQL("SELECT {} FROM {} t WHERE {} AND t.ctid = ANY({}::tid[])").format(
+            select_list, sql.Identifier(*(qualified or (relation,))), where, sql.Literal([str(t) for t in tids]))]
 
 
 def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> list[str]:
@@ -326,15 +561,19 @@ def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, n
 
 
 def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day: date, now: datetime) -> bool:
-    """Whether the partition has rows, all of them fall on the day (an indexed min/max) and, for an entry
-    with rules, all of them are due (a partition holding rows kept longer is archived row by row)."""
+    """Whether the partition has rows, all of them fall on the day (an indexed min/max), none is unfinished
+    work and, for an entry with rules, all are due (a partition holding rows kept longer goes row by row)."""
     start, end = day_window(day, day)
-    low, high = conn.execute(sql.SQL("SELECT min({t}), max({t}) FROM {p}").format(
-        t=sql.Identifier(entry.time_column), p=sql.Identifier(partition))).fetchone()
-    if low is None or low < start or high >= end:
+    within = conn.execute(sql.SQL("SELECT min({t}) >= {s} AND max({t}) < {e} FROM {p}").format(
+        t=sql.Identifier(entry.time_column), p=sql.Identifier(partition), s=_bound(entry, start),
+        e=_bound(entry, end))).fetchone()[0]
+    if not within:
         return False
-    return not entry.selective or not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ({}) IS NOT TRUE)").format(
-        sql.Identifier(partition), due_filter(entry, now))).fetchone()[0]
+    if entry.slice_column or entry.unfinished or entry.selective:
+        others = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {p} t WHERE ({f}) IS NOT TRUE)").format(
+            p=sql.Identifier(partition), f=_day_filter(entry, day, now=now))).fetchone()[0]
+        return not others
+    return True
 
 
 def _leaves(conn: psycopg.Connection, entry: TableEntry) -> list[tuple[str, str]]:
@@ -356,15 +595,16 @@ def _block_ranges(conn: psycopg.Connection, partition: str, columns) -> list[sql
     cuts = [blocks * i // readers for i in range(1, readers)]
     bounds = [sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({cut},0)")) for cut in cuts]
     limits = [sql.SQL("ctid < {}::tid").format(sql.Literal(f"({cut},0)")) for cut in cuts]
-    select = sql.SQL("SELECT {} FROM {}").format(select_list(columns), sql.Identifier(partition))
+    select = sql.SQL("SELECT {} FROM {} t").format(select_list(columns), sql.Identifier(partition))
     where = [sql.SQL(" AND ").join(c) for c in zip([sql.SQL("true"), *bounds], [*limits, sql.SQL("true")], strict=True)]
     return [sql.SQL("{} WHERE {}").format(select, w) for w in where]
 
 
 @dataclass
 class _Export:
-    """Exports of one run: each query under the run's snapshot into `<day dir>/<stem>.parquet`, verified
-    against what was sent and ledgered; `rows` counts what all of them wrote."""
+    """Exports of one run: each query under the run's snapshot into `<day dir>/<ledger>-<stem>.parquet`,
+    verified against what was sent and against PostgreSQL's content checksum, and ledgered; `rows` and
+    `bytes` count what all of them wrote."""
 
     conn: psycopg.Connection
     entry: TableEntry
@@ -374,83 +614,190 @@ class _Export:
     run_id: str
     snapshot: str
     written: list[Path]
+    ledger: Ledger
     rows: int = 0
+    bytes: int = 0
 
     def run(self, query: sql.Composable | list[sql.Composable], stem: str) -> list[str]:
         """Export `query` (or several, together, in parallel); return the file's lake-relative path in a list
         (empty when there were no rows)."""
         entry, day = self.entry, self.day
-        path = _day_directory(entry, day, self.lake_root) / f"{stem}.parquet"
+        if isinstance(query, list) and not query:
+            return []
+        path = _day_directory(entry, day, self.lake_root) / self.ledger.file_name(stem)
         if path.exists():
             raise RetentionError(f"{path} already exists; archive files are never overwritten")
         self.written.append(path)
-        queries = [q.as_string(self.conn) for q in (query if isinstance(query, list) else [query])]
-        exported = export_to_parquet(export_conninfo(self.conn), self.snapshot, queries,
-                                     schema_of(self.columns), entry.key_columns, path)
+        queries = query if isinstance(query, list) else [query]
+        texts = [q.as_string(self.conn) for q in queries]
+        conninfo = export_conninfo(self.conn)
+        expected = content.PostgresChecksum(self.conn, self.columns, queries) if CONTENT_CHECK else None
+        try:
+            columns = list(self.columns)
+            while True:
+                try:
+                    exported = export_to_parquet(conninfo, self.snapshot, texts, schema_of(columns),
+                                                 entry.key_columns, path)
+                    break
+                except Unrepresentable as exc:  # e.g. numeric NaN in a decimal column: keep that column as text
+                    columns = [ArchiveColumn(c.name, c.pg_type, content.TEXT) if c.name == exc.column else c
+                               for c in columns]
+            in_postgres = expected.result() if expected else None
+        finally:
+            if expected:
+                expected.close()
         if exported.rows == 0:
             return []
         rows, checksum = reread(path, entry.key_columns)
         if (rows, checksum) != (exported.rows, exported.checksum):
             raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
                                  f"expected {exported.rows} / {exported.checksum:x}")
+        in_file = content.file_checksum(path, columns) if expected else None
+        if in_file != in_postgres:
+            raise RetentionError(f"{entry.key} {day}: {path.name} holds other values than PostgreSQL "
+                                 f"(content checksum {in_file.hex()} read back, {in_postgres.hex()} in PostgreSQL); "
+                                 "nothing deleted")
         self.rows += rows
+        self.bytes += exported.bytes
         relative = str(path.relative_to(self.lake_root))
         _ledger(self.conn, entry, day, self.run_id, relative, rows, exported.bytes, f"{checksum:016x}",
-                [c.name for c in self.columns], schema_of(self.columns))
+                [c.name for c in columns], in_file.hex() if in_file else None, sha256_of(path), schema_of(columns))
         return [relative]
 
 
-def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns, schema=None) -> None:
+def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns, content_checksum, sha256,
+            schema=None) -> None:
     """One ledger row; an archive file's row records its schema and the schema's fingerprint."""
     fingerprint = schema_fingerprint(schema) if schema is not None else None
     described = Jsonb(schema_description(schema)) if schema is not None else None
     conn.execute(
         "INSERT INTO forge_retention.archive_ledger (entry, day, run_id, strategy, path, row_count, bytes, "
-        "key_checksum, columns, schema_fingerprint, file_schema) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (entry.key, day, run_id, entry.strategy, path, rows, size, checksum, columns, fingerprint, described),
+        "key_checksum, columns, content_checksum, sha256, schema_fingerprint, file_schema) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (entry.key, day, run_id, entry.strategy, path, rows, size, checksum, columns, content_checksum, sha256,
+         fingerprint, described),
     )
 
 
-def _ledger_totals(conn, entry, day, run_id) -> tuple[int, int]:
-    rows, size = conn.execute(
-        "SELECT coalesce(sum(row_count), 0), coalesce(sum(bytes), 0) FROM forge_retention.archive_ledger "
-        "WHERE entry = %s AND day = %s AND run_id = %s", (entry.key, day, run_id)
-    ).fetchone()
-    return int(rows), int(size)
+@dataclass
+class RestoreResult:
+    """What a restore did: rows loaded, rows already present (identical), columns of the files the table no
+    longer takes (their values stay in the files), and where the rows went."""
+
+    rows: int = 0
+    present: int = 0
+    files: int = 0
+    skipped_columns: list[str] = field(default_factory=list)
+    table: str = ""
 
 
 def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> int:
-    """Load the day's archived files back into the table, skipping rows whose key is already present;
-    mark the files restored in the ledger. Returns the number of rows inserted.
+    """Load the day's archived files back into the table (see `restore`); the number of rows inserted."""
+    return restore(conn, entry, day, lake_root).rows
 
-    When the table holds no row of the day (the usual case after a purge) the files are copied straight
-    into it: they are disjoint, so there is nothing to skip. Otherwise each file goes through a staging
-    table and only rows whose key is absent are inserted. Files stream in row groups (bounded memory).
+
+def restore(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path,
+            into: str | None = None) -> RestoreResult:
+    """Load the day's archived files back into the entry's table, or into a new table `into` made from the
+    files' schema; mark the files restored (not for `into`: the live table did not get the rows back).
+
+    Columns map by name: a column of the file the table no longer has (renamed, dropped) or cannot take
+    (generated) is left out and reported; its values stay in the file, which stays ledgered. A row is skipped
+    only when an identical row (every loaded column) is already in the day, as a multiset. When the table
+    holds no row of the day (the usual case after a purge) the files are copied straight into it; otherwise
+    each file goes through a staging table. Files stream in row groups (bounded memory).
     """
     if conn.autocommit:
         raise ValueError("restore_day needs a connection in transaction mode")
     lake_root = Path(lake_root).resolve()
+    check_owner(lake_root, entry.source, ledger_of(conn))
     _xact_lock(conn, entry, day)
     files = conn.execute(
         "SELECT id, path, columns FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s "
-        "AND path IS NOT NULL AND restored_at IS NULL ORDER BY id", (entry.key, day)
+        "AND path IS NOT NULL AND (restored_at IS NULL OR %s) ORDER BY id", (entry.key, day, into is not None)
     ).fetchall()
     if not files:
         conn.rollback()
         raise RetentionError(f"{entry.key} {day}: no archived file to restore")
+    for _, path, _ in files:
+        if not file_exists(lake_root / path):
+            conn.rollback()
+            raise RetentionError(f"{entry.key} {day}: the ledgered file {path} is missing from the lake; "
+                                 "nothing restored")
+    try:
+        if into is not None:
+            result = _restore_into(conn, entry, into, [lake_root / p for _, p, _ in files])
+        else:
+            result = _restore_live(conn, entry, day, lake_root, files)
+        conn.commit()
+    except psycopg.Error as exc:
+        if conn.broken:
+            raise
+        conn.rollback()
+        raise RetentionError(f"{entry.key} {day}: {into or entry.table} does not take the archived rows "
+                             f"({_first_line(exc)}); nothing restored. `restore --into NEW_TABLE` loads them into "
+                             "a table made from the files' schema") from None
+    return result
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).strip().splitlines()[0].split()) if str(exc).strip() else type(exc).__name__
+
+
+def _live_columns(conn: psycopg.Connection, table: str) -> dict[str, tuple[bool, bool]]:
+    """name -> (generated, NOT NULL without a default) of the table's columns; empty if there is no table."""
+    return {name: (generated, required) for name, generated, required in conn.execute(
+        "SELECT attname, attgenerated <> '', attnotnull AND NOT atthasdef AND attidentity = '' FROM pg_attribute "
+        "WHERE attrelid = to_regclass(format('%%I', %s::text)) AND attnum > 0 AND NOT attisdropped", (table,))}
+
+
+def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: list[tuple]) -> RestoreResult:
+    live = _live_columns(conn, entry.table)
+    if not live:
+        raise RetentionError(f"{entry.key} {day}: table {entry.table!r} does not exist any more; nothing restored. "
+                             "`restore --into NEW_TABLE` loads the rows into a table made from the files' schema")
+    result = RestoreResult(table=entry.table)
+    in_files = {name for _, _, names in files for name in names}
+    required = sorted(name for name, (generated, needed) in live.items()
+                      if needed and not generated and name not in in_files and name not in entry.sensitive_columns)
+    if required:
+        raise RetentionError(f"{entry.key} {day}: {entry.table} now requires column(s) {', '.join(required)}, which "
+                             "the archived files do not have; nothing restored. `restore --into NEW_TABLE` loads "
+                             "them into a table made from the files' schema")
+    if entry.strategy == "drop_partition":  # the table lock: never between an archive's partition locks
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_TABLE_LOCK_CLASS, entry.table))
     table = sql.Identifier(entry.table)
     _ensure_range_partition(conn, entry, day)
-    straight = not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
-        table, _day_filter(entry, day))).fetchone()[0]
-    inserted = 0
+    straight = not conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} t WHERE {})").format(
+        table, _day_filter(entry, day, finished_only=False))).fetchone()[0]
+    skipped: set[str] = set()
     for ledger_id, path, names in files:
+        loadable = [n for n in names if n in live and not live[n][0]]
+        skipped |= {n for n in names if n not in loadable}
         if straight:
-            inserted += copy_rows(conn, entry.table, _file_batches(lake_root / path, names))
+            count = _copy_checked(conn, entry, entry.table, _file_batches(lake_root / path, loadable))
+            result.rows += count
         else:
-            inserted += _restore_missing(conn, entry, day, f"restore_{ledger_id}", lake_root / path, names)
+            inserted, present = _restore_missing(conn, entry, day, lake_root / path, loadable)
+            result.rows += inserted
+            result.present += present
+        result.files += 1
         conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now() WHERE id = %s", (ledger_id,))
-    conn.commit()
-    return inserted
+    result.skipped_columns = sorted(skipped)
+    return result
+
+
+def _copy_checked(conn, entry: TableEntry, table: str, batches) -> int:
+    """COPY into a table, turning "no partition for the row" into a clear refusal."""
+    try:
+        with conn.transaction():
+            return copy_rows(conn, table, batches)
+    except psycopg.errors.CheckViolation as exc:
+        if "no partition" not in str(exc):
+            raise
+        raise RetentionError(f"{entry.key}: no partition of {table} accepts the archived rows ({_first_line(exc)}); "
+                             "create the partition (or a DEFAULT partition) and restore again, or use "
+                             "`restore --into NEW_TABLE`; nothing restored") from None
 
 
 _RESTORE_BATCH_ROWS = 8_192
@@ -459,34 +806,60 @@ _RESTORE_BATCH_ROWS = 8_192
 def _file_batches(path: Path, names: list[str]):
     """A file's rows in small batches, one row group decoded at a time on one thread. (iter_batches grew by
     about 100 B a row read, 640 MB restoring a 5M-row day; threaded reads decode columns ahead.)"""
+    from forge_assets.retention.content import as_postgres_input
+
     parquet = pq.ParquetFile(path)
     try:
         for group in range(parquet.metadata.num_row_groups):
             for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
                     max_chunksize=_RESTORE_BATCH_ROWS):
-                yield {name: batch.column(name) for name in names}
+                yield {name: as_postgres_input(batch.column(name)) for name in names}
     finally:
         release_freed_memory()
 
 
-def _restore_missing(conn, entry: TableEntry, day: date, staging_name: str, path: Path, names: list[str]) -> int:
-    """Copy a file into a staging table, then insert the rows whose key the day does not hold yet."""
-    table, staging = sql.Identifier(entry.table), sql.Identifier(staging_name)
+def _restore_missing(conn, entry: TableEntry, day: date, path: Path, names: list[str]) -> tuple[int, int]:
+    """Copy a file into a staging table, then insert its rows beyond those the day already holds identically
+    (whole row over the loaded columns, as a multiset). Returns (inserted, already present)."""
+    table, staging = sql.Identifier(entry.table), sql.Identifier("forge_restore")
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
     conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(staging, table))
-    copy_rows(conn, staging_name, _file_batches(path, names))
+    staged = copy_rows(conn, "forge_restore", _file_batches(path, names))
     conn.execute(sql.SQL("ANALYZE {}").format(staging))  # a temp table has no statistics until analysed
-    keys = sql.SQL(" AND ").join(sql.SQL("x.{k} = s.{k}").format(k=sql.Identifier(k)) for k in entry.key_columns)
     column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-    return conn.execute(sql.SQL(
-        "INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} s WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE {keys} AND {day})"
-    ).format(t=table, cols=column_list, s=staging, keys=keys, day=_day_filter(entry, day))).rowcount
+    inserted = conn.execute(sql.SQL(
+        "WITH present AS (SELECT {li} AS k, count(*) AS c FROM {t} t WHERE {day} GROUP BY 1), "
+        "staged AS (SELECT s.*, {si} AS forge_k, row_number() OVER (PARTITION BY {si}) AS forge_n FROM {s} s) "
+        "INSERT INTO {t} ({cols}) SELECT {cols} FROM staged LEFT JOIN present ON present.k = staged.forge_k "
+        "WHERE staged.forge_n > coalesce(present.c, 0)").format(
+            li=identity(names, "t"), si=identity(names, "s"), t=table, s=staging, cols=column_list,
+            day=_day_filter(entry, day, finished_only=False))).rowcount
+    return inserted, staged - inserted
+
+
+def _restore_into(conn, entry: TableEntry, into: str, paths: list[Path]) -> RestoreResult:
+    """Create `into` from the first file's schema (each column's PostgreSQL type, kept in the file; text when
+    that type is gone) and copy every file into it."""
+    if _live_columns(conn, into):
+        raise RetentionError(f"{entry.key}: table {into!r} exists; --into creates a new table")
+    schema = pq.read_schema(paths[0])
+    definitions = []
+    for field_ in schema:
+        pg_type = (field_.metadata or {}).get(b"pg_type", b"text").decode()
+        known = conn.execute("SELECT to_regtype(%s) IS NOT NULL", (pg_type,)).fetchone()[0]
+        definitions.append(sql.SQL("{} {}").format(sql.Identifier(field_.name), sql.SQL(pg_type if known else "text")))
+    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(into), sql.SQL(", ").join(definitions)))
+    result = RestoreResult(table=into)
+    for path in paths:
+        names = [n for n in pq.read_schema(path).names if n in schema.names]
+        result.rows += copy_rows(conn, into, _file_batches(path, names))
+        result.files += 1
+    return result
 
 
 def _ensure_range_partition(conn: psycopg.Connection, entry: TableEntry, day: date) -> None:
     """A table RANGE-partitioned on its time column gets back the day partition a purge dropped."""
-    key = conn.execute(
-        "SELECT pg_get_partkeydef(to_regclass(format('%%I', %s::text)))", (entry.table,)).fetchone()[0]
-    if key is None or key.replace('"', "") != f"RANGE ({entry.time_column})":
+    if not _range_on_time(conn, entry):
         return
     start, end = day_window(day, day)
     try:

@@ -11,7 +11,7 @@ from psycopg import sql
 
 from forge_assets.days import day_window
 from forge_assets.retention.catalog import TableEntry, slice_filter
-from forge_assets.retention.engine import _first_day, last_overdue_day
+from forge_assets.retention.engine import FIRST_DAY, LAST_DAY, first_day, last_overdue_day
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Backlog:
 def backlog(conn: psycopg.Connection, entry: TableEntry, now: datetime) -> Backlog:
     """Overdue days holding rows and their rows: one grouped count over the indexed overdue range."""
     last = last_overdue_day(entry, now)
-    first = _first_day(conn, entry, slice_filter(entry))
+    first = first_day(conn, entry, FIRST_DAY, LAST_DAY)
     if first is None or first > last:
         conn.rollback()
         return Backlog(0, 0, None)

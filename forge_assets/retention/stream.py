@@ -253,7 +253,10 @@ def snapshot_batches(conninfo: str, snapshot: str, queries: list[str]) -> Iterat
     readers: list[_Reader] = []
     try:
         for query in queries:
-            readers.append(_Reader(conninfo, snapshot, query, offer))
+            try:
+                readers.append(_Reader(conninfo, snapshot, query, offer))
+            except adbc_driver_manager.Error as exc:  # refused: connection limit, server gone, ...
+                raise ExportError(f"cannot open an export connection: {' '.join(str(exc).split())}") from None
         for reader in readers:
             reader.thread.start()
         yield consume()
@@ -268,41 +271,102 @@ def snapshot_batches(conninfo: str, snapshot: str, queries: list[str]) -> Iterat
             reader.close()
 
 
+class Unrepresentable(ExportError):
+    """A value the file's Arrow type cannot hold (numeric NaN in a decimal column): the export is redone with
+    that column in its text form."""
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(f"column {column}: {reason}")
+        self.column = column
+
+
+# The ADBC driver adds the 2000-01-01 epoch offset to PostgreSQL's ±infinity (INT64_MAX / INT64_MIN µs,
+# INT32_MAX / INT32_MIN days) and wraps around. Those wrapped values lie far below anything PostgreSQL can
+# hold (4714 BC), so they are recognised and stored as the ±infinity Arrow readers use (DuckDB's: ±INT64_MAX
+# µs, ±INT32_MAX days).
+_TS_WRAPPED = {np.int64(-9222425352054775809): np.iinfo(np.int64).max,
+               np.int64(-9222425352054775808): -np.iinfo(np.int64).max}
+_DATE_WRAPPED = {np.int32(-2147472692): np.iinfo(np.int32).max, np.int32(-2147472691): -np.iinfo(np.int32).max}
+_TS_FLOOR = -211_000_000_000_000_000  # µs since 1970, below PostgreSQL's first timestamp (4714-11-24 BC)
+_DATE_FLOOR = -2_450_000                # days since 1970, likewise
+
+
+def _infinities_restored(column: pa.Array) -> pa.Array:
+    """A temporal column with the driver's wrapped ±infinity replaced by canonical ±infinity."""
+    if pa.types.is_timestamp(column.type):
+        raw, wrapped, floor, width = pa.int64(), _TS_WRAPPED, _TS_FLOOR, np.int64
+    elif pa.types.is_date32(column.type):
+        raw, wrapped, floor, width = pa.int32(), _DATE_WRAPPED, _DATE_FLOOR, np.int32
+    else:
+        return column
+    values = column.view(raw)
+    low = pc.min(values).as_py()
+    if low is None or low >= floor:
+        return column
+    numbers = np.array(values.fill_null(0).to_numpy(zero_copy_only=False), dtype=width)
+    for found, canonical in wrapped.items():
+        numbers[numbers == found] = canonical
+    mask = np.asarray(column.is_null()) if column.null_count else None
+    return pa.array(numbers, type=raw, mask=mask).view(column.type)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch in the file's schema: text numerics cast to decimal, wrapped infinities canonical."""
+    columns = []
+    for column, field in zip(batch.columns, schema, strict=True):
+        if pa.types.is_decimal(field.type) and not pa.types.is_decimal(column.type):
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise Unrepresentable(field.name, str(exc)) from None
+        else:
+            column = _infinities_restored(column.cast(field.type))
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
 def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], schema: pa.Schema,
-                      key_columns: tuple[str, ...], path: Path) -> Exported:
+                      key_columns: tuple[str, ...], path: Path, on_batch=None) -> Exported:
     """Write the rows `query` returns under `snapshot` into a Parquet file at `path` (several queries:
     their rows together, read in parallel).
 
     Row groups of ROW_GROUP_ROWS rows are encoded as batches arrive. The file is written under a temporary
-    name and published (fsync, rename) by the lake; nothing is left behind when there are no rows or
-    anything fails.
+    name (its directory is made only then: no rows, no directory) and published (fsync, rename) by the
+    lake; nothing is left behind when there are no rows or anything fails. `on_batch(batch)` sees every
+    batch as written (the content checksum).
     """
-    temporary = temporary_sibling(path)
+    temporary = None
     rows = checksum = 0
     try:
         with snapshot_batches(conninfo, snapshot, [query] if isinstance(query, str) else query) as batches:
             writer = None
             pending: list[pa.RecordBatch] = []
             pending_rows = 0
+
+            def open_writer():
+                nonlocal temporary
+                temporary = temporary_sibling(path)
+                return pq.ParquetWriter(temporary, schema, **ARCHIVE_PARQUET)
+
             try:
                 for batch in batches:
                     if not batch.num_rows:
                         continue
-                    batch = pa.RecordBatch.from_arrays(
-                        [column.cast(field.type) for column, field in zip(batch.columns, schema, strict=True)],
-                        schema=schema)
+                    batch = _conform(batch, schema)
                     rows += batch.num_rows
                     checksum = combine_checksums(checksum, key_checksum(batch, key_columns))
+                    if on_batch is not None:
+                        on_batch(batch)
                     pending.append(batch)
                     pending_rows += batch.num_rows
                     if pending_rows >= ROW_GROUP_ROWS:  # one full row group; the rest waits for the next
-                        writer = writer or pq.ParquetWriter(temporary, schema, **ARCHIVE_PARQUET)
+                        writer = writer or open_writer()
                         table = pa.Table.from_batches(pending)
                         writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
                         pending = table.slice(ROW_GROUP_ROWS).to_batches()
                         pending_rows -= ROW_GROUP_ROWS
                 if pending:
-                    writer = writer or pq.ParquetWriter(temporary, schema, **ARCHIVE_PARQUET)
+                    writer = writer or open_writer()
                     writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
                     pending = []
             finally:
@@ -312,7 +376,8 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
             return Exported(0, 0, 0)
         return Exported(rows, checksum, publish(temporary, path))
     finally:
-        temporary.unlink(missing_ok=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         release_freed_memory()
 
 

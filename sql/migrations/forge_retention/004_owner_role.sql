@@ -14,3 +14,4 @@ END $$;
 
 GRANT USAGE ON SCHEMA forge_retention TO forge_owner;
 GRANT SELECT, UPDATE ON forge_retention.archive_ledger TO forge_owner;
+GRANT SELECT ON forge_retention.ledger_identity TO forge_owner;

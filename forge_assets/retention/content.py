@@ -1,0 +1,262 @@
+"""Content verification: one order-independent checksum of every archived column, computed by PostgreSQL
+over the rows being archived (under the archiving snapshot) and by forge_assets over the rows read back from
+the file; a file is ledgered, and its rows deleted, only when the two are equal.
+
+Each value is hashed with the hash function PostgreSQL itself uses for its type's hash index (Bob Jenkins'
+lookup3, `hash_bytes_extended`, and the integer/float wrappers around it), seeded by the column's position,
+so that Python reproduces it bit for bit from the Arrow values: `hashtextextended` on the text of text and
+text-cast columns (jsonb, uuid, numeric, arrays, enums, ...), `hashint{2,4,8}extended` on integers,
+`hashfloat8extended` on floats, `timestamp_hash_extended` on timestamps (UTC), and a date's day number. A
+row's hash is the XOR of its columns' hashes (NULL is a constant per column); the checksum is the number of
+rows and the wrapping 64-bit sum of row hashes. So a value changed anywhere, a value moved to another row or
+column, a row lost or repeated all change it, while the order of rows does not. The Python side runs compiled
+(numba, imported only when a file is checked), so the check costs one more scan in PostgreSQL and one read of the file.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from psycopg import sql
+
+TEXT = pa.string()
+_M32 = np.uint64(0xFFFFFFFF)
+_NULL = 0x6E756C6C00000000  # "null", shifted; plus the column's seed
+_TS_EPOCH_2000 = 946_684_800_000_000  # µs from 1970 to 2000 (PostgreSQL's epoch)
+_DATE_EPOCH_2000 = 10_957
+_INT64_MAX, _INT32_MAX = np.iinfo(np.int64).max, np.iinfo(np.int32).max
+
+
+@dataclass(frozen=True)
+class Checksum:
+    rows: int
+    value: int
+
+    def hex(self) -> str:
+        return f"{self.rows}:{self.value:016x}"
+
+
+# --- per column: the SQL that hashes a value in PostgreSQL, and the same over an Arrow column ---
+
+def _kind(pg_type: str) -> str:
+    if pg_type == "smallint":
+        return "int2"
+    if pg_type == "integer":
+        return "int4"
+    if pg_type == "bigint":
+        return "int8"
+    if pg_type == "boolean":
+        return "bool"
+    if pg_type in ("real", "double precision"):
+        return "float"
+    if pg_type == "timestamp with time zone":
+        return "timestamptz"
+    if pg_type == "timestamp without time zone":
+        return "timestamp"
+    if pg_type == "date":
+        return "date"
+    if pg_type.startswith("character(") or pg_type == "character":
+        return "bpchar"
+    return "text"
+
+
+def _sql_hash(kind: str, value: sql.Composable, seed: int) -> sql.Composable:
+    s = sql.Literal(seed)
+    if kind == "int2":
+        body = sql.SQL("hashint2extended({}, {})").format(value, s)
+    elif kind == "int4":
+        body = sql.SQL("hashint4extended({}, {})").format(value, s)
+    elif kind == "int8":
+        body = sql.SQL("hashint8extended({}, {})").format(value, s)
+    elif kind == "bool":
+        body = sql.SQL("hashint4extended({}::int, {})").format(value, s)
+    elif kind == "float":
+        body = sql.SQL("hashfloat8extended({}::float8, {})").format(value, s)
+    elif kind == "timestamptz":
+        body = sql.SQL("timestamp_hash_extended({} AT TIME ZONE 'UTC', {})").format(value, s)
+    elif kind == "timestamp":
+        body = sql.SQL("timestamp_hash_extended({}, {})").format(value, s)
+    elif kind == "date":
+        body = sql.SQL("hashint4extended(CASE WHEN {v} = 'infinity' THEN 2147483647 WHEN {v} = '-infinity' "
+                       "THEN -2147483648 ELSE {v} - DATE '2000-01-01' END, {s})").format(v=value, s=s)
+    elif kind == "bpchar":
+        body = sql.SQL("hashbpcharextended({}, {})").format(value, s)
+    else:
+        body = sql.SQL("hashtextextended({}::text, {})").format(value, s)
+    return sql.SQL("coalesce({}, {})").format(body, sql.Literal(_signed(_NULL + seed)))
+
+
+def _signed(value: int) -> int:
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def checksum_query(columns, queries: list[sql.Composable]) -> sql.Composed:
+    """Rows and the sum of row hashes (numeric) over the union of `queries` (each selecting `columns`)."""
+    row = sql.SQL(" # ").join(_sql_hash(_kind(c.pg_type), sql.SQL("x.{}").format(sql.Identifier(c.name)), i + 1)
+                              for i, c in enumerate(columns))
+    union = sql.SQL(" UNION ALL ").join(sql.SQL("({})").format(q) for q in queries)
+    return sql.SQL("SELECT count(*), coalesce(sum(h), 0)::text FROM (SELECT {} AS h FROM ({}) x) y").format(row, union)
+
+
+def _int64(column: pa.Array) -> np.ndarray:
+    return np.asarray(column.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def column_hashes(column: pa.Array, pg_type: str, seed: int) -> np.ndarray:
+    """The PostgreSQL hash of each value of an Arrow column as archived (see the module docstring)."""
+    from forge_assets.retention._lookup3 import _fold_int64, _hash_bytes, _hash_float8, _hash_uint32
+
+    kind = _kind(pg_type)
+    n = len(column)
+    out = np.empty(n, dtype=np.uint64)
+    useed = np.uint64(seed)
+    if kind in ("text", "bpchar") or pa.types.is_decimal(column.type) or pa.types.is_string(column.type):
+        text = pc.cast(column, pa.large_string())
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + n + 1]
+        data = np.frombuffer(text.buffers()[2] or b"\0", dtype=np.uint8)
+        _hash_bytes(data, offsets, useed, kind == "bpchar", out)
+    elif kind in ("int2", "int4", "bool"):
+        _hash_uint32(_int64(column.cast(pa.int64()) if kind == "bool" else column), useed, out)
+    elif kind in ("int8", "timestamp", "timestamptz", "date"):
+        if kind == "int8":
+            values = _int64(column)
+        elif kind == "date":
+            values = _int64(column.view(pa.int32())) - _DATE_EPOCH_2000
+            values[values == _INT32_MAX - _DATE_EPOCH_2000] = _INT32_MAX
+            values[values == -_INT32_MAX - _DATE_EPOCH_2000] = -_INT32_MAX - 1
+        else:
+            raw = _int64(column.view(pa.int64()))
+            values = raw - _TS_EPOCH_2000
+            values[raw == _INT64_MAX] = _INT64_MAX
+            values[raw == -_INT64_MAX] = -_INT64_MAX - 1
+        if kind == "date":
+            _hash_uint32(values, useed, out)
+        else:
+            folded = np.empty(n, dtype=np.uint64)
+            _fold_int64(values, folded)
+            _hash_uint32(folded, useed, out)
+    else:  # float
+        _hash_float8(np.asarray(column.cast(pa.float64()).fill_null(0).to_numpy(zero_copy_only=False),
+                                dtype=np.float64), useed, out)
+    if column.null_count:
+        out[np.asarray(column.is_null())] = np.uint64(_NULL + seed)
+    return out
+
+
+def batch_checksum(batch: pa.RecordBatch | pa.Table, columns) -> Checksum:
+    """The content checksum of rows held in Arrow, columns as archived (`columns`: name and pg_type)."""
+    rows = np.zeros(batch.num_rows, dtype=np.uint64)
+    for i, c in enumerate(columns):
+        column = batch.column(c.name)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        rows ^= column_hashes(column, c.pg_type, i + 1)
+    return Checksum(batch.num_rows, int(rows.sum(dtype=np.uint64)))
+
+
+def combine(*checksums: Checksum) -> Checksum:
+    return Checksum(sum(c.rows for c in checksums), sum(c.value for c in checksums) % 2**64)
+
+
+def file_checksum(path: Path, columns) -> Checksum:
+    """The content checksum of a Parquet file's rows, one row group at a time."""
+    parquet = pq.ParquetFile(path)
+    total = Checksum(0, 0)
+    for group in range(parquet.metadata.num_row_groups):
+        table = parquet.read_row_group(group, columns=[c.name for c in columns], use_threads=False)
+        total = combine(total, batch_checksum(table, columns))
+    return total
+
+
+class PostgresChecksum:
+    """The content checksum PostgreSQL computes over `queries` on `conn` (the archiving transaction, so under
+    its snapshot), in a thread, while the export runs on other connections."""
+
+    def __init__(self, conn: psycopg.Connection, columns, queries: list[sql.Composable]) -> None:
+        self.conn = conn
+        self.query = checksum_query(columns, queries).as_string(conn)
+        self.value: Checksum | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="forge-content-checksum", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            rows, total = self.conn.execute(self.query).fetchone()
+            self.value = Checksum(rows, int(total) % 2**64)
+        except BaseException as exc:  # raised by result()
+            self.error = exc
+
+    def result(self) -> Checksum:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def close(self) -> None:
+        """Stop the query if it still runs (the transaction is being abandoned) and wait for the thread."""
+        if self.thread.is_alive():
+            try:
+                self.conn.cancel_safe()
+            except Exception:  # noqa: S110 (nothing to cancel, or the connection is gone)
+                pass
+        self.thread.join()
+
+
+# --- restore: Arrow values PostgreSQL's COPY reads back exactly ---
+
+_YEAR1_US = -62_135_596_800_000_000
+_YEAR10000_US = 253_402_300_800_000_000
+_YEAR1_DAYS, _YEAR10000_DAYS = -719_162, 2_932_897
+
+
+def _pg_text(values: np.ndarray, unit: str, tz: bool, positive: int, negative: int) -> list[str | None]:
+    """PostgreSQL's input text of temporal values beyond what Arrow's CSV writer formats (BC, years past
+    9999, ±infinity)."""
+    texts = np.datetime_as_string(values.astype(f"datetime64[{unit}]"), unit=unit)
+    out = []
+    for raw, text in zip(values, texts, strict=True):
+        if raw == positive:
+            out.append("infinity")
+        elif raw == negative:
+            out.append("-infinity")
+        else:
+            text = str(text)
+            year_text, body = text.lstrip("-").split("-", 1)
+            year = -int(year_text) if text.startswith("-") else int(year_text)
+            era = ""
+            if year <= 0:
+                year, era = 1 - year, " BC"
+            out.append(f"{year:04d}-{body.replace('T', ' ')}{'+00' if tz else ''}{era}")
+    return out
+
+
+def as_postgres_input(column: pa.Array) -> pa.Array:
+    """The column as COPY should read it: unchanged, except temporal columns holding values Arrow's CSV
+    writer cannot format the way PostgreSQL reads them (±infinity, BC, years past 9999), which become text."""
+    if pa.types.is_timestamp(column.type):
+        raw = column.view(pa.int64())
+        low, high = pc.min_max(raw).values()
+        if low.as_py() is None or (low.as_py() >= _YEAR1_US and high.as_py() < _YEAR10000_US):
+            return column
+        values = _int64(raw)
+        texts = _pg_text(values, "us", column.type.tz is not None, _INT64_MAX, -_INT64_MAX)
+    elif pa.types.is_date32(column.type):
+        raw = column.view(pa.int32())
+        low, high = pc.min_max(raw).values()
+        if low.as_py() is None or (low.as_py() >= _YEAR1_DAYS and high.as_py() < _YEAR10000_DAYS):
+            return column
+        values = _int64(raw)
+        texts = _pg_text(values, "D", False, _INT32_MAX, -_INT32_MAX)
+    else:
+        return column
+    mask = np.asarray(column.is_null()) if column.null_count else None
+    return pa.array(texts, type=pa.string(), mask=mask)
