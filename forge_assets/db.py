@@ -11,7 +11,7 @@ from psycopg import sql
 
 from forge_assets.config import ROLES, SOURCES, Settings, check_source, database_name, login_variable, pgdata_directory
 from forge_assets.conninfo import describe, normalized, redact
-from forge_assets.embedded import ensure_embedded_server
+from forge_assets.embedded import ServerNotReady, ensure_embedded_server
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -53,7 +53,10 @@ def missing_login_note(settings: Settings, source: str, role: str) -> str:
 def _server(server_url: str | None, pgdata: Path) -> str:
     if server_url is not None:
         return normalized(server_url)
-    return normalized(ensure_embedded_server(pgdata))
+    try:
+        return normalized(ensure_embedded_server(pgdata))
+    except ServerNotReady as exc:
+        raise DatabaseUnavailable(str(exc)) from None
 
 
 def connect(conninfo: str, **kwargs) -> psycopg.Connection:

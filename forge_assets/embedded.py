@@ -6,6 +6,10 @@ import warnings
 from pathlib import Path
 
 
+class ServerNotReady(RuntimeError):
+    """The embedded server could not be started or attached to (e.g. while it restarts)."""
+
+
 def _pgserver():
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses the temp dir, which is fine.
@@ -26,11 +30,9 @@ def ensure_embedded_server(pgdata: Path) -> str:
     try:
         server = _pgserver().get_server(pgdata, cleanup_mode=None)
     except (AssertionError, RuntimeError, OSError, TimeoutError) as exc:  # e.g. caught while it restarts
-        from forge_assets.db import DatabaseUnavailable
-
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise DatabaseUnavailable(f"the embedded PostgreSQL server under {pgdata} is not ready ({reason}); "
-                                  "run again in a moment") from None
+        raise ServerNotReady(f"the embedded PostgreSQL server under {pgdata} is not ready ({reason}); "
+                             "run again in a moment") from None
     return server.get_uri()
 
 

@@ -46,6 +46,7 @@ from forge_assets.pgcopy import copy_rows
 from forge_assets.retention import content, preflight
 from forge_assets.retention.catalog import TableEntry, due_filter, slice_filter
 from forge_assets.retention.columns import ArchiveColumn, archive_columns, schema_of, select_list
+from forge_assets.retention.errors import LockTimeout, NotOverdue, RetentionError
 from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
 from forge_assets.retention.ownership import Ledger, check_owner, ledger_of
 from forge_assets.retention.stream import (
@@ -70,18 +71,6 @@ _TABLE_LOCK_CLASS = 0x466F7267  # "Forg": the first key of the per-table advisor
 # The content checksum (PostgreSQL's against the file's) before any row is deleted. Only the benchmark turns
 # it off, to measure what it costs.
 CONTENT_CHECK = True
-
-
-class RetentionError(RuntimeError):
-    """Archiving or restoring was refused or failed; PostgreSQL and the lake are as they were."""
-
-
-class NotOverdue(RetentionError):
-    """The day still has rows younger than the entry's keep_days."""
-
-
-class LockTimeout(RetentionError):
-    """A lock was not granted within LOCK_TIMEOUT: nothing changed, a later run retries."""
 
 
 @dataclass

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from forge_assets.retention.catalog import TableEntry, rule_reads, validate
+from forge_assets.retention.errors import RetentionError
 from forge_assets.retention.ownership import LakeOwnershipError, Ledger, claim_lake, ledger_of
 
 LEDGER = "forge_retention.archive_ledger"
@@ -91,8 +92,6 @@ def refuse_if_referenced(conn: psycopg.Connection, entry: TableEntry, day_rows: 
             found.append(f"{count} rows of {child} still reference these rows (foreign key ({', '.join(fk)}) "
                          f"ON DELETE {action}); archive {child} first")
     if found:
-        from forge_assets.retention.engine import RetentionError
-
         raise RetentionError(f"{entry.key} {day}: {'; '.join(found)} (nothing deleted)")
 
 
