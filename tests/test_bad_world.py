@@ -40,7 +40,7 @@ def event_days(hist):
 
 
 def cli(target, *args, env=None):
-    environment = {**os.environ, "FORGE_DB_PREFIX": target.database_prefix, "FORGE_LAKE_URI": str(target.lake_root),
+    environment = {**os.environ, "FORGE_DB_PREFIX": target.database_prefix, "FORGE_PURGE": "all", "FORGE_LAKE_URI": str(target.lake_root),
                    **(env or {})}
     return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300, env=environment)
 
