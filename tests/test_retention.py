@@ -226,7 +226,7 @@ def test_archive_asset_waits_for_its_rollups_and_refuses_young_days(db):
 
     entry = entries("orchestry", "metrics_instance")[0]
     archive = build_archive_asset(entry)
-    rollup = next(a for a in ROLLUP_ASSETS if a.key == AssetKey("app_metrics_hourly"))
+    rollups = [a for a in ROLLUP_ASSETS if a.key in (AssetKey("app_metrics_hourly"), AssetKey("metric_value_counts"))]
     resources = {
         "postgres": PostgresResource(home=str(db.home), server_url=db.server_url, database_prefix=db.database_prefix),
         "lake": ParquetLake(root=str(db.lake_root)),
@@ -237,15 +237,15 @@ def test_archive_asset_waits_for_its_rollups_and_refuses_young_days(db):
         refused = materialize([archive], partition_key=day, resources=resources, instance=instance,
                               raise_on_error=False)
         assert not refused.success and content(conn, entry) == before
-        assert "app_metrics_hourly are not materialized" in str(refused.all_events)
+        assert "rollups app_metrics_hourly, metric_value_counts are not materialized" in str(refused.all_events)
 
-        assert materialize([rollup], partition_key=day, resources=resources, instance=instance).success
+        assert materialize(rollups, partition_key=day, resources=resources, instance=instance).success
         done = materialize([archive], partition_key=day, resources=resources, instance=instance)
         metadata = done.asset_materializations_for_node(archive.node_def.name)[0].metadata
         assert metadata["rows"].value > 0 and content(conn, entry)[0] == before[0] - metadata["rows"].value
 
         yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
-        assert materialize([rollup], partition_key=yesterday, resources=resources, instance=instance).success
+        assert materialize(rollups, partition_key=yesterday, resources=resources, instance=instance).success
         young = materialize([archive], partition_key=yesterday, resources=resources, instance=instance,
                             raise_on_error=False)
         assert not young.success and "keeps 7 days" in str(young.all_events)
