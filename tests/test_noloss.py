@@ -395,9 +395,6 @@ def test_timestamps_nobody_can_file_under_a_day(world):
     assert all(any(f.iterdir()) for f in folders), "no empty day folder"
 
 
-@pytest.mark.xfail(reason="after the merge with the policy file and the UI branches the purge of a day holds 103 "
-                          "relation locks on a 102-partition table (it passes on the no-loss branch alone): not found "
-                          "in time; issue 13 stays open for it", strict=False)
 def test_a_purge_locks_only_the_partitions_its_day_can_be_in(world, monkeypatch):
     """Through the parent of a table RANGE-partitioned on its time column, the DELETE is pruned to the
     day's partitions: the relations a purge locks do not grow with the table's number of partitions."""

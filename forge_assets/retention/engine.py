@@ -566,12 +566,14 @@ def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day
 
 
 def _leaves(conn: psycopg.Connection, entry: TableEntry) -> list[tuple[str, str]]:
-    """(schema, table) of every leaf of the entry's table: the table itself when it is not partitioned."""
+    """(schema, table) of every leaf of the entry's table: the table itself when it is not partitioned. Read
+    from pg_inherits (pg_partition_tree would lock every partition for the rest of the transaction)."""
     return conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass(format('%%I', %s::text))) WHERE isleaf) "
-        "OR (c.oid = to_regclass(format('%%I', %s::text)) AND c.relkind <> 'p') ORDER BY c.relname",
-        (entry.table, entry.table)).fetchall()
+        "WITH RECURSIVE tree(oid) AS (SELECT to_regclass(format('%%I', %s::text))::oid UNION ALL "
+        "SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid) "
+        "SELECT n.nspname, c.relname FROM tree JOIN pg_class c ON c.oid = tree.oid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind <> 'p' ORDER BY c.relname",
+        (entry.table,)).fetchall()
 
 
 def _block_ranges(conn: psycopg.Connection, partition: str, columns) -> list[sql.Composable]:
