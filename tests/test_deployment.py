@@ -234,9 +234,10 @@ def test_sensor_only_plans_before_purging_is_turned_on(seeded, settings):
         result = sensor(ctx)
     assert isinstance(result, SkipReason), result
     plans = [line for line in result.skip_message.split("; ") if line.startswith("plan only")]
-    # WebAuthn challenges keep one day: the suite's eight seeded days hold overdue ones whenever it runs.
-    assert any(line.startswith("plan only (purging is off for forge") and "forge.main_webauthnregistrationchallenge "
-               "would archive" in line for line in plans), result.skip_message
+    # WebAuthn challenges keep one day: the suite's eight seeded days hold overdue ones whenever it runs (one of
+    # the two tables may have been archived already by an earlier test of the session).
+    assert any(line.startswith("plan only (purging is off for forge") and ".main_webauthn" in line
+               and " would archive " in line for line in plans), result.skip_message
     assert not [line for line in plans if "goforge" in line or "pulse" in line], "unconfigured sources are not probed"
 
     with DagsterInstance.ephemeral() as instance, build_sensor_context(instance=instance,
