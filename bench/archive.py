@@ -214,22 +214,24 @@ def insert_latencies(stop: threading.Event, into: list[float]) -> None:
             time.sleep(0.002)
 
 
+def insert_latencies_during(during) -> list[float]:
+    """Latencies of single-row inserts made continuously while `during()` runs."""
+    stop, latencies = threading.Event(), []
+    writer = threading.Thread(target=insert_latencies, args=(stop, latencies))
+    writer.start()
+    try:
+        during()
+    finally:
+        stop.set()
+        writer.join()
+    return latencies
+
+
 def purge_impact(day: date) -> dict:
     """p50/p99 insert latency on an idle server, then while the day is archived (in a child process)."""
-    def stream(during) -> list[float]:
-        stop, latencies = threading.Event(), []
-        writer = threading.Thread(target=insert_latencies, args=(stop, latencies))
-        writer.start()
-        try:
-            during()
-        finally:
-            stop.set()
-            writer.join()
-        return latencies
-
-    idle = stream(lambda: time.sleep(5))
+    idle = insert_latencies_during(lambda: time.sleep(5))
     archived = []
-    busy = stream(lambda: archived.append(run_child("bench", "archive", "--child", "archive", day.isoformat(),
+    busy = insert_latencies_during(lambda: archived.append(run_child("bench", "archive", "--child", "archive", day.isoformat(),
                                                     day.isoformat())))
     with jobevents.connect() as conn:
         conn.execute("DELETE FROM main_jobevent WHERE job_id = 999999")

@@ -16,13 +16,12 @@ import json
 import os
 import resource
 import statistics
-import threading
 import time
 from datetime import date
 from pathlib import Path
 
 from bench import jobevents
-from bench.archive import FAR_FUTURE, _warm_up, insert_latencies
+from bench.archive import FAR_FUTURE, _warm_up, insert_latencies_during
 from bench.common import machine, peak_rss_mb, run_child, write_results
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -71,17 +70,6 @@ def purge_impact(day: date) -> dict:
     """Single-row inserts into the table on an idle server, then while the day is archived (the purge gives up
     after its lock_timeout when the inserts hold the parent table; it is then run again, as a later run
     would: every attempt is recorded)."""
-    def stream(during) -> list[float]:
-        stop, latencies = threading.Event(), []
-        writer = threading.Thread(target=insert_latencies, args=(stop, latencies))
-        writer.start()
-        try:
-            during()
-        finally:
-            stop.set()
-            writer.join()
-        return latencies
-
     attempts: list[str] = []
 
     def archive() -> None:
@@ -95,8 +83,8 @@ def purge_impact(day: date) -> dict:
                     raise
                 attempts.append("gave up after lock_timeout")
 
-    idle = stream(lambda: time.sleep(5))
-    busy = stream(archive)
+    idle = insert_latencies_during(lambda: time.sleep(5))
+    busy = insert_latencies_during(archive)
     with jobevents.connect() as conn:
         conn.execute("DELETE FROM main_jobevent WHERE job_id = 999999")
     jobevents.reset([day])
