@@ -31,8 +31,14 @@ RUN_RETRIES = {"enabled": True, "max_retries": 2}
 # Sensor and schedule ticks, purged by the daemon (runs and event logs: the prune_dagster_storage job).
 TICK_RETENTION = {"schedule": {"purge_after_days": 30},
                   "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 30}}}
-# A run whose worker died (kill -9, a lost pod) is marked failed instead of staying STARTED.
-RUN_MONITORING = {"enabled": True, "start_timeout_seconds": 300, "max_resume_run_attempts": 0}
+# A run whose worker died (kill -9, a lost pod) is marked failed instead of staying STARTED: by its code server
+# when only the worker died, by the runtime cap when the code server went with it (the default run launcher cannot
+# probe a worker), so that no dead run holds its table's run slot for long. A killed run's worker never gives
+# back its concurrency pool slot (one per source): without `free_slots_after_run_end_seconds` every later archive
+# run of that source would stay QUEUED for ever (tests/test_process_death.py).
+RUN_MONITORING = {"enabled": True, "start_timeout_seconds": 300, "cancel_timeout_seconds": 300,
+                  "max_runtime_seconds": 6 * 3600, "free_slots_after_run_end_seconds": 30,
+                  "max_resume_run_attempts": 0}
 
 
 def instance_config(storage_env: str = "DAGSTER_PG_URL") -> dict:

@@ -1,12 +1,22 @@
-"""Helpers shared by the retention, fault and security tests: scratch histories and what is where."""
+"""Helpers shared by the tests: scratch histories, what is where, and `forge-assets dev` started and stopped as
+an operator would."""
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psycopg
 import pyarrow.parquet as pq
+import pytest
 from psycopg import sql
 
 from forge_assets.config import SOURCES
@@ -18,6 +28,7 @@ from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import seed_sources
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
+CLI = str(Path(sys.executable).with_name("forge-assets"))
 
 
 def history(settings, tmp_path_factory, sources=SOURCES, days=100, anchor=NOW, scale=0.05):
@@ -108,3 +119,57 @@ def unledgered_files(conn, entry, day, lake_root) -> list[str]:
         "SELECT path FROM forge_retention.archive_ledger WHERE entry = %s AND day = %s", (entry.key, day))}
     conn.rollback()
     return sorted(p.name for p in directory.iterdir() if str(p.relative_to(lake_root)) not in ledgered)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ignore_stop_signals() -> None:
+    """What a non-interactive shell does to a background job: SIGINT and SIGTERM ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def start_dev(env: dict, port: int, log: Path) -> subprocess.Popen:
+    """`forge-assets dev` in its own session (so its whole process group can be checked), with the stop
+    signals ignored as in a background job; returns once the webserver answers."""
+    process = subprocess.Popen([CLI, "dev", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_ignore_stop_signals)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_dev(process, signal.SIGKILL)
+                pytest.fail(f"forge-assets dev did not start: {log.read_text()[-3000:]}")
+            time.sleep(1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop_dev(process: subprocess.Popen, sig: int, timeout: float = 90) -> bool:
+    """Send `sig` to `forge-assets dev`; True when it and every process it started exited within `timeout`
+    (else the group is killed)."""
+    pgid = process.pid
+    process.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (process.poll() is None or _group_alive(pgid)):
+        time.sleep(0.5)
+    clean = process.poll() is not None and not _group_alive(pgid)
+    if not clean:
+        left = subprocess.run(["ps", "-o", "pid,etime,args", "-g", str(pgid)], capture_output=True, text=True).stdout
+        os.killpg(pgid, signal.SIGKILL)
+        process.wait(timeout=30)
+        print(f"still running {timeout:.0f} s after signal {sig}:\n{left[:3000]}")
+    return clean

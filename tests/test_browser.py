@@ -7,11 +7,8 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import pytest
 import yaml
 from conftest import ANCHOR
 from dagster import DagsterInstance
-from helpers import history, ledger
+from helpers import free_port, history, ledger, start_dev, stop_dev
 
 from forge_assets.assets.ledger import report_to_dagster
 from forge_assets.config import SOURCES
@@ -35,60 +32,6 @@ SHOTS = Path(__file__).resolve().parent / "screenshots"
 DAYS = 12
 GROUPS = [f"{source}_{kind}" for source in SOURCES for kind in ("source", "rollups", "archive")]
 ARCHIVED = entries("goforge", "container_metrics")[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ignore_stop_signals() -> None:
-    """What a non-interactive shell does to a background job: SIGINT and SIGTERM ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def start_dev(env: dict, port: int, log: Path) -> subprocess.Popen:
-    """`forge-assets dev` in its own session (so its whole process group can be checked), with the stop
-    signals ignored as in a background job; returns once the webserver answers."""
-    process = subprocess.Popen([CLI, "dev", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_ignore_stop_signals)
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
-                return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_dev(process, signal.SIGKILL)
-                pytest.fail(f"forge-assets dev did not start: {log.read_text()[-3000:]}")
-            time.sleep(1)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def stop_dev(process: subprocess.Popen, sig: int, timeout: float = 90) -> bool:
-    """Send `sig` to `forge-assets dev`; True when it and every process it started exited within `timeout`
-    (else the group is killed)."""
-    pgid = process.pid
-    process.send_signal(sig)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (process.poll() is None or _group_alive(pgid)):
-        time.sleep(0.5)
-    clean = process.poll() is not None and not _group_alive(pgid)
-    if not clean:
-        left = subprocess.run(["ps", "-o", "pid,etime,args", "-g", str(pgid)], capture_output=True, text=True).stdout
-        os.killpg(pgid, signal.SIGKILL)
-        process.wait(timeout=30)
-        print(f"still running {timeout:.0f} s after signal {sig}:\n{left[:3000]}")
-    return clean
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +77,7 @@ def archived(settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def dev(archived, tmp_path_factory):
     target, env = archived
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("dev") / "dev.log"
     process = start_dev(env, port, log)
     yield f"http://127.0.0.1:{port}", process, log
@@ -228,5 +171,5 @@ def test_dev_stops_cleanly_on_sigterm_and_sigint(dev, archived, tmp_path):
     _, process, _ = dev
     assert stop_dev(process, signal.SIGTERM), "forge-assets dev did not stop on SIGTERM"
     assert process.returncode is not None
-    second = start_dev(archived[1], _free_port(), tmp_path / "dev.log")
+    second = start_dev(archived[1], free_port(), tmp_path / "dev.log")
     assert stop_dev(second, signal.SIGINT), "forge-assets dev did not stop on SIGINT"
