@@ -48,6 +48,7 @@ from forge_assets.retention.catalog import TableEntry, due_filter, slice_filter
 from forge_assets.retention.columns import ArchiveColumn, archive_columns, schema_of, select_list
 from forge_assets.retention.errors import LockTimeout, NotOverdue, RetentionError
 from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
+from forge_assets.retention.holds import held_days
 from forge_assets.retention.ownership import Ledger, check_owner, ledger_of
 from forge_assets.retention.stream import (
     Unrepresentable,
@@ -246,6 +247,11 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
         result.skipped = f"another run is archiving {entry.key} {day}"
         return result
     try:
+        held = held_days(conn, entry, now, day)  # under the (entry, day) lock, which a restore takes too
+        if held:
+            result.skipped = (f"{entry.key} {day}: restored, on hold until {held[day]:%Y-%m-%d %H:%M} UTC "
+                              "(restore --hold-days); nothing archived")
+            return result
         table_key = (_TABLE_LOCK_CLASS, _hashtext(conn, entry.table)) if entry.strategy == "drop_partition" else None
         if table_key and not _session_lock(conn, table_key, wait):
             result.skipped = f"another run is archiving a day of {entry.table}"
@@ -673,13 +679,14 @@ def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns, conte
 @dataclass
 class RestoreResult:
     """What a restore did: rows loaded, rows already present (identical), columns of the files the table no
-    longer takes (their values stay in the files), and where the rows went."""
+    longer takes (their values stay in the files), where the rows went and until when the day is on hold."""
 
     rows: int = 0
     present: int = 0
     files: int = 0
     skipped_columns: list[str] = field(default_factory=list)
     table: str = ""
+    held_until: datetime | None = None
 
 
 def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> int:
@@ -688,9 +695,10 @@ def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
 
 
 def restore(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path,
-            into: str | None = None) -> RestoreResult:
+            into: str | None = None, hold_days: int = 0, now: datetime | None = None) -> RestoreResult:
     """Load the day's archived files back into the entry's table, or into a new table `into` made from the
-    files' schema; mark the files restored (not for `into`: the live table did not get the rows back).
+    files' schema; mark the files restored (not for `into`: the live table did not get the rows back), held
+    `hold_days` days after `now` (default: the current time) when given: no archive run takes the day before.
 
     Columns map by name: a column of the file the table no longer has (renamed, dropped) or cannot take
     (generated) is left out and reported; its values stay in the file, which stays ledgered. A row is skipped
@@ -719,7 +727,8 @@ def restore(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: P
         if into is not None:
             result = _restore_into(conn, entry, into, [lake_root / p for _, p, _ in files])
         else:
-            result = _restore_live(conn, entry, day, lake_root, files)
+            held_until = (now or datetime.now(timezone.utc)) + timedelta(days=hold_days) if hold_days else None
+            result = _restore_live(conn, entry, day, lake_root, files, held_until)
         conn.commit()
     except psycopg.Error as exc:
         if conn.broken:
@@ -742,12 +751,13 @@ def _live_columns(conn: psycopg.Connection, table: str) -> dict[str, tuple[bool,
         "WHERE attrelid = to_regclass(format('%%I', %s::text)) AND attnum > 0 AND NOT attisdropped", (table,))}
 
 
-def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: list[tuple]) -> RestoreResult:
+def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: list[tuple],
+                  held_until: datetime | None) -> RestoreResult:
     live = _live_columns(conn, entry.table)
     if not live:
         raise RetentionError(f"{entry.key} {day}: table {entry.table!r} does not exist any more; nothing restored. "
                              "`restore --into NEW_TABLE` loads the rows into a table made from the files' schema")
-    result = RestoreResult(table=entry.table)
+    result = RestoreResult(table=entry.table, held_until=held_until)
     in_files = {name for _, _, names in files for name in names}
     required = sorted(name for name, (generated, needed) in live.items()
                       if needed and not generated and name not in in_files and name not in entry.sensitive_columns)
@@ -773,7 +783,8 @@ def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: li
             result.rows += inserted
             result.present += present
         result.files += 1
-        conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now() WHERE id = %s", (ledger_id,))
+        conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now(), held_until = %s WHERE id = %s",
+                     (held_until, ledger_id))
     result.skipped_columns = sorted(skipped)
     return result
 
