@@ -23,6 +23,7 @@ from forge_assets.config import ConfigError, load_settings
 from forge_assets.conninfo import describe
 from forge_assets.db import source_conninfo
 from forge_assets.definitions import build_definitions
+from forge_assets.effective import purges
 from forge_assets.embedded import _pgserver
 from forge_assets.instance import storage_url
 from forge_assets.migrate import discover
@@ -110,7 +111,7 @@ def test_only_configured_sources_and_no_purge_before_opt_in(tmp_path, monkeypatc
     assert describe(source_conninfo(settings, "forge", "owner")) == "r@db.internal/forge"  # none: the reader's
     opted = load_settings({"FORGE_HOME": str(tmp_path), "FORGE_FORGE_URL": "postgresql://r@db.internal/forge",
                            "FORGE_PURGE": "forge"})
-    assert opted.purges("forge")
+    assert purges(opted, "forge")
     embedded = load_settings({"FORGE_HOME": str(tmp_path)})
     assert embedded.sources == embedded.purge_sources == ("forge", "goforge", "orchestry", "pulse", "openorchestrator")
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)

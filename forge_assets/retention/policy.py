@@ -56,6 +56,7 @@ from forge_assets.retention.catalog import (
     RetentionRule,
     TableEntry,
     job_link,
+    unfinished_values,
 )
 from forge_assets.sql_files import sql_root
 
@@ -64,12 +65,6 @@ BUILT_IN = "built-in"
 MAX_KEEP_DAYS = 36_500
 STRATEGIES = ("archive", "drop_partition", "delete")
 
-# Work the application still needs: a rule selecting it would purge it once its keep_days passed.
-UNFINISHED: dict[tuple[str, str, str], tuple[str, ...]] = {
-    ("forge", "job", "status"): ("new", "pending", "waiting", "running"),
-    ("pulse", "fleet_alert", "status"): ("OPEN", "ACKNOWLEDGED"),
-    ("openorchestrator", "Queues", "status"): ("NEW", "IN_PROGRESS"),
-}
 # AWX's launch types (the stand-in seeds five of them).
 LAUNCH_TYPES = ("manual", "relaunch", "callback", "scheduled", "dependency", "workflow", "webhook", "sync", "scm")
 
@@ -633,8 +628,14 @@ def _values(check: _Checker, entry: TableEntry, name: str, item, at: tuple, kind
         if unknown:
             check.add(at, f"unknown value(s) {', '.join(map(repr, unknown))} of {name}; known: {', '.join(known)}")
             return None
-    scope = ("forge", "job", name) if on_job else (entry.source, entry.table, name)
-    unfinished = [v for v in values if v in UNFINISHED.get(scope, ())]
+    if not on_job and name == entry.slice_column:
+        outside = [v for v in values if v not in entry.slice_values]
+        if outside:
+            check.add(at, f"{entry.key} archives only rows with {name} in ({', '.join(entry.slice_values)}): "
+                          f"{', '.join(map(repr, outside))} never reach it")
+            return None
+    scope = ("forge", JOB_TABLE, name) if on_job else (entry.source, entry.table, name)
+    unfinished = [v for v in values if v in unfinished_values(*scope)]  # the catalog's list, no copy here
     if unfinished:
         check.add(at, f"would archive unfinished work ({', '.join(unfinished)}): rows still in progress are never "
                       "given a retention of their own")
