@@ -50,6 +50,8 @@ def day_metadata(result: DayResult, via: str) -> dict:
         "day": result.day.isoformat(),
         "via": via,
         "paths": MetadataValue.json(result.files),
+        **({"fallback": result.fallback} if result.fallback else {}),
+        **({"not_archived": result.skipped} if result.skipped else {}),
     }
 
 

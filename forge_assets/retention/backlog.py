@@ -110,6 +110,8 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
                             report.results.append(result)
                             if result.skipped:
                                 report.deferred.append(result.skipped)
+                            if result.fallback and f"{each}: {result.fallback}" not in report.notes:
+                                report.notes.append(f"{each}: {result.fallback}")
                     except NotOverdue as exc:
                         if table:
                             raise

@@ -89,6 +89,7 @@ class DayResult:
     dry_run: bool = False
     rearchived: int = 0
     kept_unfinished: int = 0
+    fallback: str | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -280,7 +281,7 @@ def _set_lock_timeout(conn: psycopg.Connection) -> None:
 
 def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id: str, result: DayResult,
                     ledger: Ledger, began: float, now: datetime) -> None:
-    partitions = _partitions_within(conn, entry, day, now) if entry.strategy == "drop_partition" else []
+    partitions, not_owned = _partitions_within(conn, entry, day, now) if entry.strategy == "drop_partition" else ([], [])
     size_before = _table_bytes(conn, entry)  # here, not in the archiving transaction: sizing locks every partition
     conn.commit()
     written: list[Path] = []
@@ -314,9 +315,10 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
                                          f"{export.rows - before} exported and {keep.matched_in([partition])} in "
                                          "restored files; nothing deleted")
         leaves = [leaf for leaf in _leaves(conn, entry) if leaf[1] not in partitions]
-        if keep is None and len(leaves) > 1 and _range_on_time(conn, entry):
+        if keep is None and len(leaves) > 1 and (_range_on_time(conn, entry) or not _may_use_each(conn, leaves)):
             # Through the parent: the planner prunes to the partitions the day can be in, so the purge locks
-            # those (and the default) rather than every partition of the table.
+            # those (and the default) rather than every partition of the table. (Also when the login has its
+            # rights on the parent only, as GRANTs give them.)
             leaves = [None]
         exported = export.rows
         if entry.archives and leaves:
@@ -334,6 +336,10 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
         matched = keep.matched_outside(partitions) if keep else 0
         if not entry.archives and deleted:
             _ledger(conn, entry, day, run_id, None, deleted, 0, None, [], None, None)
+        if not_owned and deleted:
+            shown = ", ".join(not_owned[:3]) + (f" and {len(not_owned) - 3} more" if len(not_owned) > 3 else "")
+            result.fallback = (f"not owner of {shown}: rows archived row by row (DELETE of exactly the archived "
+                               "rows), those partitions kept")
         elif deleted != export.rows - exported + matched:
             raise RetentionError(f"{entry.key} {day}: deleted {deleted} rows but exported "
                                  f"{export.rows - exported} and found {matched} in restored files")
@@ -545,14 +551,28 @@ class _RestoredRows:
             select_list, sql.Identifier(*(qualified or (relation,))), where, sql.Literal([str(t) for t in tids]))]
 
 
-def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> list[str]:
-    """Non-default partitions whose rows all lie within the day and are due (so the whole partition can go)."""
-    names = [name for (name,) in conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime,
+                       ) -> tuple[list[str], list[str]]:
+    """Non-default partitions whose rows all lie within the day and are due (so the whole partition can go), and
+    the partitions this login may not drop: only an owner of the table and of the partition may DETACH and DROP
+    it, so their rows are archived row by row like any other's (never read here: the login may lack rights on
+    them)."""
+    found = conn.execute(
+        "SELECT c.relname, pg_has_role(current_user, c.relowner, 'USAGE') AND pg_has_role(current_user, p.relowner, "
+        "'USAGE') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
         "WHERE i.inhparent = to_regclass(format('%%I', %s::text)) "
-        "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)
-    )]
-    return [name for name in names if _holds_only(conn, entry, name, day, now)]
+        "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)).fetchall()
+    droppable = [name for name, owned in found if owned and _holds_only(conn, entry, name, day, now)]
+    return droppable, [name for name, owned in found if not owned]
+
+
+def _may_use_each(conn: psycopg.Connection, leaves: list[tuple[str, str]]) -> bool:
+    """Whether the login may SELECT and DELETE each leaf directly (GRANTs on a partitioned table do not reach
+    its partitions)."""
+    return conn.execute(
+        "SELECT bool_and(has_table_privilege(format('%%I.%%I', s, t), 'SELECT') AND "
+        "has_table_privilege(format('%%I.%%I', s, t), 'DELETE')) FROM unnest(%s::text[], %s::text[]) AS l(s, t)",
+        ([schema for schema, _ in leaves], [name for _, name in leaves])).fetchone()[0]
 
 
 def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day: date, now: datetime) -> bool:
