@@ -336,13 +336,13 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
         matched = keep.matched_outside(partitions) if keep else 0
         if not entry.archives and deleted:
             _ledger(conn, entry, day, run_id, None, deleted, 0, None, [], None, None)
+        elif deleted != export.rows - exported + matched:
+            raise RetentionError(f"{entry.key} {day}: deleted {deleted} rows but exported "
+                                 f"{export.rows - exported} and found {matched} in restored files")
         if not_owned and deleted:
             shown = ", ".join(not_owned[:3]) + (f" and {len(not_owned) - 3} more" if len(not_owned) > 3 else "")
             result.fallback = (f"not owner of {shown}: rows archived row by row (DELETE of exactly the archived "
                                "rows), those partitions kept")
-        elif deleted != export.rows - exported + matched:
-            raise RetentionError(f"{entry.key} {day}: deleted {deleted} rows but exported "
-                                 f"{export.rows - exported} and found {matched} in restored files")
         for partition in partitions:  # last: DETACH locks the parent table until COMMIT
             conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                 sql.Identifier(entry.table), sql.Identifier(partition)))
