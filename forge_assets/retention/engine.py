@@ -282,6 +282,7 @@ def _set_lock_timeout(conn: psycopg.Connection) -> None:
 def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id: str, result: DayResult,
                     ledger: Ledger, began: float, now: datetime) -> None:
     partitions, not_owned = _partitions_within(conn, entry, day, now) if entry.strategy == "drop_partition" else ([], [])
+    holding = _leaves_holding(conn, entry, day, now)  # here too: each probe's lock ends with this transaction
     size_before = _table_bytes(conn, entry)  # here, not in the archiving transaction: sizing locks every partition
     conn.commit()
     written: list[Path] = []
@@ -320,6 +321,8 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
             # those (and the default) rather than every partition of the table. (Also when the login has its
             # rights on the parent only, as GRANTs give them.)
             leaves = [None]
+        elif keep is None and holding is not None:  # only the leaves that held rows of the day are locked; a row
+            leaves = [leaf for leaf in leaves if leaf in holding]  # put elsewhere since stays for a later run
         exported = export.rows
         if entry.archives and leaves:
             selects = []
@@ -564,6 +567,19 @@ def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, n
         "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)).fetchall()
     droppable = [name for name, owned in found if owned and _holds_only(conn, entry, name, day, now)]
     return droppable, [name for name, owned in found if not owned]
+
+
+def _leaves_holding(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime,
+                    ) -> list[tuple[str, str]] | None:
+    """For a table partitioned on another column than its time (main_jobevent: LIST by job), the leaves that hold
+    rows of the day, found by one indexed probe per leaf before the archiving transaction, so that the purge
+    locks those rather than every partition. None: not such a table, or a login without rights on the leaves
+    (the purge then goes through the table)."""
+    leaves = _leaves(conn, entry)
+    if len(leaves) < 2 or _range_on_time(conn, entry) or not _may_use_each(conn, leaves):
+        return None
+    return [leaf for leaf in leaves if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} t WHERE {})").format(
+        sql.Identifier(*leaf), _day_filter(entry, day, now=now))).fetchone()[0]]
 
 
 def _may_use_each(conn: psycopg.Connection, leaves: list[tuple[str, str]]) -> bool:
