@@ -454,10 +454,10 @@ def test_a_purge_of_a_list_partitioned_table_locks_only_the_leaves_holding_its_d
                 sql.Identifier(f"listed_{k}"), sql.Literal(k)))
         admin.execute("CREATE INDEX ON listed (ts)")
         # 40 partitions with rows of other days; the day's rows in partitions 3 and 7 only
-        admin.execute("INSERT INTO listed SELECT g, %s - (1 + g % 5) * interval '1 day', g % 40 "
+        admin.execute("INSERT INTO listed SELECT g, %s - (1 + mod(g, 5)) * interval '1 day', mod(g, 40) "
                       "FROM generate_series(1, 400) g", (day_window(day, day)[0],))
         admin.execute("INSERT INTO listed SELECT 1000 + g, %s + g * interval '1 minute', "
-                      "CASE WHEN g % 2 = 0 THEN 3 ELSE 7 END FROM generate_series(1, 30) g", (day_window(day, day)[0],))
+                      "CASE WHEN mod(g, 2) = 0 THEN 3 ELSE 7 END FROM generate_series(1, 30) g", (day_window(day, day)[0],))
     seen = []
 
     def spy(conn):
@@ -467,7 +467,7 @@ def test_a_purge_of_a_list_partitioned_table_locks_only_the_leaves_holding_its_d
 
     monkeypatch.setattr(engine, "_before_commit", spy)
     assert archive(world, entry, day).rows == 30
-    assert seen and set(seen[0]) <= {"listed", "listed_3", "listed_7"}, seen
+    assert seen and {r for r in seen[0] if r.startswith("listed")} <= {"listed", "listed_3", "listed_7"}, seen
     with conn_to(world, "orchestry") as conn:
         assert conn.execute("SELECT count(*) FROM listed").fetchone()[0] == 400
         assert conn.execute("SELECT count(*) FROM listed WHERE ts >= %s AND ts < %s",
