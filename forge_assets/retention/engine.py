@@ -14,6 +14,10 @@ invisible to it, and a row changed meanwhile makes the DELETE fail), check that 
 it exported, detach and drop the exported partitions, write the ledger and COMMIT. Anything that fails
 before COMMIT rolls back and removes the run's own files; nothing is left to do after COMMIT.
 
+A `drop_partition` partition the login does not own (only an owner may DETACH and DROP) goes row by row like
+any other rows, and the result says so (`fallback`). A restored day on hold (`restore --hold-days`, the ledger's
+`held_until`) is skipped until the hold passes.
+
 Rows the application still needs (the catalog's `unfinished` predicates) are never selected. A day that
 was restored keeps its files ledgered: archiving it again deletes the rows identical (whole row, every
 archived column) to rows of those files without writing them again, writes the other rows to a new file,
@@ -321,8 +325,10 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
             # those (and the default) rather than every partition of the table. (Also when the login has its
             # rights on the parent only, as GRANTs give them.)
             leaves = [None]
-        elif keep is None and holding is not None:  # only the leaves that held rows of the day are locked; a row
-            leaves = [leaf for leaf in leaves if leaf in holding]  # put elsewhere since stays for a later run
+        elif keep is None and holding is not None:
+            # Only the leaves that held rows of the day are read, deleted from and so locked; a row of the day
+            # written into another leaf since is neither exported nor deleted: it stays for a later run.
+            leaves = [leaf for leaf in leaves if leaf in holding]
         exported = export.rows
         if entry.archives and leaves:
             selects = []
