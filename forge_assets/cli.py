@@ -18,6 +18,7 @@ from forge_assets.bi import LakeDatabaseError
 from forge_assets.config import SOURCES, ConfigError, Settings, load_settings
 from forge_assets.conninfo import ConninfoError, describe, redact
 from forge_assets.db import DatabaseUnavailable, server_conninfo, source_connection
+from forge_assets.effective import describe_settings, effective_operations
 from forge_assets.embedded import stop_embedded_server
 from forge_assets.lake import LakePathError
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, run_migrations
@@ -49,6 +50,12 @@ def _positive_int(limit: int):
         return value
 
     return parse
+
+
+def _whole_days(text: str) -> int:
+    if not text.isdigit() or int(text) > 3_650:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days from 0 to 3650")
+    return int(text)
 
 
 def _day(text: str) -> date:
@@ -117,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--into", metavar="NEW_TABLE", type=_table_name,
                    help="load the files into a new table made from their schema instead of the live table "
                         "(the ledger is not changed); for a table whose schema has moved on")
+    r.add_argument("--hold-days", type=_whole_days, metavar="N",
+                   help="keep the restored day out of retention for N days (default FORGE_RESTORE_HOLD_DAYS, 7; "
+                        "0: archived again on the next run)")
 
     g = commands.add_parser("grants", help="print the GRANTs that give forge_reader and forge_retention their rights "
                                            "on a source's tables (for its owner to run; `migrate` applies them "
@@ -221,12 +231,15 @@ def _archive(settings: Settings, args) -> int:
 
 
 def _restore(settings: Settings, args) -> None:
+    if args.into and args.hold_days is not None:
+        raise ConfigError("--hold-days holds a day restored into its live table; --into changes no retention")
+    hold_days = effective_operations().restore_hold_days if args.hold_days is None else args.hold_days
     (entry,) = effective_entries(args.source, args.table, include_disabled=True)[:1]
     with source_connection(settings, args.source, "owner") as conn:
         if not args.into:  # a new table needs CREATE on the schema instead: PostgreSQL says so if missing
             check_restore(conn, entry)
         try:
-            result = restore(conn, entry, args.day, settings.lake_root, into=args.into)
+            result = restore(conn, entry, args.day, settings.lake_root, into=args.into, hold_days=hold_days)
         except (OSError, psycopg.Error) as exc:
             if isinstance(exc, psycopg.OperationalError) and conn.broken:
                 raise
@@ -237,14 +250,18 @@ def _restore(settings: Settings, args) -> None:
     if result.skipped_columns:
         line += (f"; column(s) {', '.join(result.skipped_columns)} not loaded ({result.table} no longer takes them: "
                  "their values stay in the archive files, which stay ledgered)")
+    if not args.into:
+        line += (f"; on hold until {result.held_until:%Y-%m-%d %H:%M} UTC ({hold_days} days): no archive run takes "
+                 "the day before" if result.held_until else "; no hold: the next archive run takes the day again")
     print(line)
     from forge_assets.assets.ledger import report_restore
 
-    report_restore(settings, entry, args.day, result.rows)
+    report_restore(settings, entry, args.day, result)
 
 
 def _policy(settings: Settings, args) -> None:
-    print(describe_policy(current_policy()), end="")
+    policy = current_policy()
+    print(describe_policy(policy, describe_settings(settings, policy)), end="")
 
 
 def _demo(settings: Settings, args) -> None:

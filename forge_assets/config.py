@@ -43,7 +43,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything forge_assets reads from the environment."""
+    """Everything forge_assets reads from the environment. `purge_sources`: FORGE_PURGE's list, or (not set:
+    `purge_explicit` False) the default, every source on the embedded server and none elsewhere; the policy
+    file may still decide when FORGE_PURGE is not set (forge_assets/effective.py combines them)."""
 
     home: Path
     lake_root: Path
@@ -55,6 +57,7 @@ class Settings:
     owner_urls: Mapping[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = SOURCES
     purge_sources: tuple[str, ...] = SOURCES
+    purge_explicit: bool = False
 
     @property
     def pgdata(self) -> Path:
@@ -79,18 +82,6 @@ class Settings:
     def has_own_database(self, source: str) -> bool:
         """Whether a login URL names the source's database (else it is a database on the shared server)."""
         return any(self.login_url(source, role) for role in ROLES)
-
-    def purges(self, source: str) -> bool:
-        """Whether archive runs may purge `source` (FORGE_PURGE; off by default on a non-embedded source)."""
-        return source in self.purge_sources
-
-    def require_purge(self, source: str) -> None:
-        """Raise ConfigError unless the operator has turned purging on for `source`."""
-        if not self.purges(source):
-            raise ConfigError(
-                f"purging is off for {source}: FORGE_PURGE does not name it (off by default on a database that is "
-                f"not the embedded demo's). See the plan with `forge-assets archive --source {source} --until "
-                f"<day> --dry-run`, then set FORGE_PURGE={source} (or all); nothing was archived or deleted")
 
     def database_name(self, source: str) -> str:
         """Default database of a source on the shared server."""
@@ -187,6 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         home=home, lake_root=lake_root, server_url=server_url, source_urls=logins["reader"], database_prefix=prefix,
         start_date=start_date, retention_urls=logins["retention"], owner_urls=logins["owner"], sources=sources,
         purge_sources=tuple(s for s in purge_sources if s in sources),
+        purge_explicit=bool((env.get("FORGE_PURGE") or "").strip()),
     )
 
 

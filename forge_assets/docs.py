@@ -115,7 +115,7 @@ uniqueness) are plain SQL and not blocking. Every rollup has two blocking checks
 spec's column sums to the source count on each day not yet archived) and `sanity` (p50 <= p95 <= max, no
 negative durations); every archive asset has `retention_compliance` (no row older than keep days + 2 days
 of grace; count and oldest timestamp) and, when it archives, `archive_integrity` (ledgered files of the
-run's days exist and reread to their row count and key checksum; no key in two files of a day). The
+run's days exist and reread to their row count and key checksum; no row in two files of a day). The
 `quality_checks` job runs them all. Results carry the failing count, percent, up to 20 sample values and
 the query; a check that cannot run (SQL or GX error) fails its step instead of reporting failing data.
 

@@ -18,7 +18,7 @@ from forge_assets.assets.names import RUN_TAG_TABLE
 from forge_assets.config import ConfigError, Settings
 from forge_assets.conninfo import normalized, sqlalchemy_url
 from forge_assets.db import connect, server_conninfo
-from forge_assets.retention.policy import operations
+from forge_assets.effective import effective_operations
 
 # One archive run per table at a time (runs are tagged with their table), a few runs at once on a small box.
 RUN_QUEUE = {
@@ -46,7 +46,7 @@ def instance_config(storage_env: str = "DAGSTER_PG_URL") -> dict:
     return {
         "storage": {"postgres": {"postgres_url": {"env": storage_env}}},
         "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
-        "concurrency": {"runs": {**RUN_QUEUE, "max_concurrent_runs": operations().max_concurrent_runs},
+        "concurrency": {"runs": {**RUN_QUEUE, "max_concurrent_runs": effective_operations().max_concurrent_runs},
                         "pools": POOLS},
         "run_retries": RUN_RETRIES,
         "retention": TICK_RETENTION,

@@ -98,7 +98,8 @@ def ownership_note(source: str) -> list[str]:
         "-- owner and forge_retention both belong to, e.g. CREATE ROLE forge_partitions NOLOGIN;",
         "-- GRANT forge_partitions TO <application owner>, forge_retention; ALTER TABLE ... OWNER TO",
         "-- forge_partitions (the table and each partition), and have the application create new partitions",
-        "-- after SET ROLE forge_partitions. Until then the archive run refuses those entries (preflight).",
+        "-- after SET ROLE forge_partitions. Partitions it does not own are archived row by row instead (DELETE",
+        "-- of exactly the archived rows; the run's metadata says `fallback: not owner of ...`) and kept.",
     ]
 
 

@@ -23,6 +23,7 @@ from forge_assets.config import ConfigError, load_settings
 from forge_assets.conninfo import describe
 from forge_assets.db import source_conninfo
 from forge_assets.definitions import build_definitions
+from forge_assets.effective import purges
 from forge_assets.embedded import _pgserver
 from forge_assets.instance import storage_url
 from forge_assets.migrate import discover
@@ -110,7 +111,7 @@ def test_only_configured_sources_and_no_purge_before_opt_in(tmp_path, monkeypatc
     assert describe(source_conninfo(settings, "forge", "owner")) == "r@db.internal/forge"  # none: the reader's
     opted = load_settings({"FORGE_HOME": str(tmp_path), "FORGE_FORGE_URL": "postgresql://r@db.internal/forge",
                            "FORGE_PURGE": "forge"})
-    assert opted.purges("forge")
+    assert purges(opted, "forge")
     embedded = load_settings({"FORGE_HOME": str(tmp_path)})
     assert embedded.sources == embedded.purge_sources == ("forge", "goforge", "orchestry", "pulse", "openorchestrator")
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
@@ -245,3 +246,25 @@ def test_sensor_only_plans_before_purging_is_turned_on(seeded, settings):
         requested = sensor(ctx)
     keys = [r.run_key for r in requested.run_requests]
     assert keys and not [k for k in keys if "orchestry" in k], keys
+
+
+def test_drop_partition_without_ownership_archives_row_by_row(production, tmp_path):
+    """main_jobevent and its partitions belong to the application (forge_app): the retention login, with its
+    GRANTs on the table only, archives a day's events row by row through the table (DELETE of exactly the
+    archived rows) instead of refusing, keeps the partitions and says so; every row is in PostgreSQL or in a
+    ledgered file."""
+    urls = production["urls"]
+    events = entries("forge", "main_jobevent")[0]
+    partitions = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'main_jobevent'::regclass"
+    with psycopg.connect(urls["owner"]) as app:
+        day = overdue_days(app, events, NOW)[0]
+        before, leaves = content(app, events), app.execute(partitions).fetchone()[0]
+    env = _env(production, tmp_path, FORGE_FORGE_RETENTION_URL=urls["retention"], FORGE_PURGE="forge")
+    run = _cli(env, "archive", "--source", "forge", "--table", "main_jobevent", "--day", str(day))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"note: {day}: not owner of main_jobevent_" in run.stdout and "row by row" in run.stdout, run.stdout
+    with psycopg.connect(urls["owner"]) as app:
+        archived = app.execute("SELECT coalesce(sum(row_count), 0) FROM forge_retention.archive_ledger "
+                               "WHERE entry = %s AND day = %s", (events.key, day)).fetchone()[0]
+        assert archived > 0 and content(app, events)[0] == before[0] - archived
+        assert app.execute(partitions).fetchone()[0] == leaves, "no partition dropped"

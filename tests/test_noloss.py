@@ -19,8 +19,10 @@ from psycopg import sql
 
 from forge_assets.days import day_window
 from forge_assets.db import drop_source_databases, source_conninfo
+from forge_assets.quality.integrity import archive_integrity
+from forge_assets.quality.queries import Window
 from forge_assets.retention.backlog import archive_source
-from forge_assets.retention.catalog import entries
+from forge_assets.retention.catalog import TableEntry, entries
 from forge_assets.retention.engine import (
     RetentionError,
     archive_day,
@@ -39,6 +41,7 @@ TELEMETRY = entries("pulse", "telemetry")[0]
 CHILD = str(Path(__file__).with_name("fault_child.py"))
 EVENT_COLUMNS = ("id", "event_type", "message", "severity", "timestamp", "app_name")
 TELEMETRY_COLUMNS = ("time", "tenant_id", "device_id", "site_id", "msg_type", "seq")
+DAY_OF_LISTED = (NOW - timedelta(days=30)).date()
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +208,27 @@ def test_a_restored_day_archived_again_writes_only_new_or_changed_rows(world, ev
     assert len(again.files) == 1 and sum(new_version.values()) == 1
     assert pq.read_table(world.lake_root / again.files[0])["id"].to_pylist() == [changed]
     assert_exactly_once(world, EVENTS, day, expected + new_version, EVENT_COLUMNS)  # both versions kept
+    with conn_to(world, "orchestry") as conn:  # the same key in two files with other values is no duplicate
+        integrity = archive_integrity(conn, EVENTS, world.lake_root, Window.days(day, day))
+    assert integrity.passed and integrity.details["files_checked"] == 2, integrity.samples
+
+
+def test_archive_integrity_flags_rows_archived_twice(world, event_days):
+    """A ledger that lost the restore of a day (its files marked archived while their rows were back in the
+    table) makes the next archive write every row again: integrity counts each extra copy, naming keys."""
+    day = next(event_days)
+    rows = sum(rows_in_postgres(world, EVENTS, day, EVENT_COLUMNS).values())
+    archive(world, EVENTS, day)
+    with conn_to(world, "orchestry") as conn:
+        restore_day(conn, EVENTS, day, world.lake_root)
+        conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = NULL WHERE entry = %s AND day = %s",
+                     (EVENTS.key, day))
+        conn.commit()
+    assert archive(world, EVENTS, day).rows == rows
+    with conn_to(world, "orchestry") as conn:
+        integrity = archive_integrity(conn, EVENTS, world.lake_root, Window.days(day, day))
+    assert (integrity.passed, integrity.failing) == (False, rows)
+    assert integrity.samples and all("archived in more than one file" in s for s in integrity.samples)
 
 
 # 4. Composite foreign keys and ON DELETE triggers ------------------------------------------------------
@@ -413,3 +437,38 @@ def test_a_purge_locks_only_the_partitions_its_day_can_be_in(world, monkeypatch)
     monkeypatch.setattr(engine, "_before_commit", spy)
     assert archive(world, TELEMETRY, day).rows > 0
     assert leaves > 30 and seen and seen[0] <= 5, (seen, leaves)
+
+
+def test_a_purge_of_a_list_partitioned_table_locks_only_the_leaves_holding_its_day(world, monkeypatch):
+    """main_jobevent is LIST-partitioned (by job): no pruning by day. The purge probes each leaf before its
+    transaction and then locks only the leaves that hold the day's rows, however many partitions there are;
+    every row of the day is archived, the others stay."""
+    from forge_assets.retention import engine
+
+    entry = TableEntry(source="orchestry", table="listed", time_column="ts", key_columns=("id",), keep_days=1)
+    day = DAY_OF_LISTED
+    with conn_to(world, "orchestry", autocommit=True) as admin:
+        admin.execute("CREATE TABLE listed (id int, ts timestamptz, k int) PARTITION BY LIST (k)")
+        for k in range(40):
+            admin.execute(sql.SQL("CREATE TABLE {} PARTITION OF listed FOR VALUES IN ({})").format(
+                sql.Identifier(f"listed_{k}"), sql.Literal(k)))
+        admin.execute("CREATE INDEX ON listed (ts)")
+        # 40 partitions with rows of other days; the day's rows in partitions 3 and 7 only
+        admin.execute("INSERT INTO listed SELECT g, %s - (1 + mod(g, 5)) * interval '1 day', mod(g, 40) "
+                      "FROM generate_series(1, 400) g", (day_window(day, day)[0],))
+        admin.execute("INSERT INTO listed SELECT 1000 + g, %s + g * interval '1 minute', "
+                      "CASE WHEN mod(g, 2) = 0 THEN 3 ELSE 7 END FROM generate_series(1, 30) g", (day_window(day, day)[0],))
+    seen = []
+
+    def spy(conn):
+        seen.append(conn.execute("SELECT array_agg(DISTINCT c.relname::text) FROM pg_locks l JOIN pg_class c ON "
+                                 "c.oid = l.relation WHERE l.pid = pg_backend_pid() AND c.relkind IN ('r', 'p') AND "
+                                 "c.relnamespace <> 'pg_catalog'::regnamespace").fetchone()[0])
+
+    monkeypatch.setattr(engine, "_before_commit", spy)
+    assert archive(world, entry, day).rows == 30
+    assert seen and {r for r in seen[0] if r.startswith("listed")} <= {"listed", "listed_3", "listed_7"}, seen
+    with conn_to(world, "orchestry") as conn:
+        assert conn.execute("SELECT count(*) FROM listed").fetchone()[0] == 400
+        assert conn.execute("SELECT count(*) FROM listed WHERE ts >= %s AND ts < %s",
+                            day_window(day, day)).fetchone()[0] == 0

@@ -14,12 +14,23 @@ from helpers import NOW, conn_to, content, day_keys_in_ledgered_files, history
 from psycopg import sql
 
 from forge_assets.cli import main
+from forge_assets.config import ConfigError, load_settings
 from forge_assets.db import drop_source_databases
-from forge_assets.retention.catalog import CATALOG, CatalogError, entries, keep_cutoff
+from forge_assets.effective import effective_operations, operation_settings, purge_setting, purges, require_purge
+from forge_assets.retention.catalog import (
+    CATALOG,
+    DEPLOYMENT_IN_PROGRESS,
+    UNFINISHED_JOB,
+    CatalogError,
+    entries,
+    keep_cutoff,
+    unfinished_values,
+)
 from forge_assets.retention.engine import archive_day, days_holding_rows, last_overdue_day, oldest_day, overdue_days
 from forge_assets.retention.policy import PolicyError, load_policy
 from forge_assets.retention.preflight import PreflightError
 from forge_assets.roles import apply_grants
+from forge_assets.sensors.retention_sensor import build_retention_sensor
 
 CLI = str(Path(sys.executable).with_name("forge-assets"))
 LATER = NOW + timedelta(days=15)
@@ -237,6 +248,8 @@ BAD = {
                         "where.status: would archive unfinished work (running)"),
     "unfinished alert": ("pulse:\n  fleet_alert:\n    rules: [{where: {status: OPEN}, keep_days: 9}]\n",
                          "would archive unfinished work (OPEN)"),
+    "unfinished queue element": ("openorchestrator:\n  Queues_finished:\n    rules: [{where: {status: IN_PROGRESS}, "
+                                 "keep_days: 9}]\n", "never reach it"),
     "duplicate key": ("forge:\n  main_job: {keep_days: 30}\n  main_job: {keep_days: 40}\n", "given twice"),
     "bad strategy": ("orchestry:\n  events: {strategy: drop_partition}\n", "events is not a partitioned table"),
     "keep_last elsewhere": ("forge:\n  main_jobevent: {keep_last: 3}\n", "applies to forge.main_job only"),
@@ -320,3 +333,80 @@ def test_the_readme_example_is_a_valid_policy(tmp_path):
     job = policy.effective_entries("forge", "main_job")[0]
     assert [r.keep_days for r in job.rules] == [365, 730, 180] and job.keep_last == 5
     assert policy.sources["orchestry"].purge is True and not policy.sources["goforge"].enabled
+
+
+def test_knobs_come_from_the_environment_else_the_policy_file_else_built_in(tmp_path, monkeypatch):
+    """One function gives every knob (effective.py): environment variable, else policy file, else built-in; the
+    sensor and `forge-assets policy` both follow it."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("operations:\n  sensor_max_runs_per_tick: 4\n  restore_hold_days: 3\n  retry_backoff: 10m,2h\n"
+                    "  sensor_interval_seconds: 600\n")
+    policy = load_policy(path)
+    environment = {"FORGE_SENSOR_MAX_RUNS": "9"}
+    ops = effective_operations(environment, policy)
+    assert (ops.sensor_max_runs, ops.restore_hold_days, ops.archive_days_per_run) == (9, 3, 31)
+    assert ops.retry_backoff == (timedelta(minutes=10), timedelta(hours=2))
+    origins = {s.name: (s.shown, s.origin) for s in operation_settings(environment, policy)}
+    assert origins["sensor_max_runs_per_tick"] == ("9", "FORGE_SENSOR_MAX_RUNS (environment)")
+    assert origins["restore_hold_days"] == ("3", f"{path}:3")
+    assert origins["retry_backoff"] == ("10m,2h", f"{path}:4")
+    assert origins["archive_days_per_run"] == ("31", "built-in")
+    with pytest.raises(ConfigError, match="FORGE_RESTORE_HOLD_DAYS must be a whole number"):
+        effective_operations({"FORGE_RESTORE_HOLD_DAYS": "soon"}, policy)
+
+    monkeypatch.setenv("FORGE_POLICY", str(path))
+    assert build_retention_sensor().minimum_interval_seconds == 600  # the file's, no longer overridden
+    monkeypatch.setenv("FORGE_SENSOR_INTERVAL_SECONDS", "120")
+    assert build_retention_sensor().minimum_interval_seconds == 120
+    shown = subprocess.run([CLI, "policy"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "FORGE_SENSOR_MAX_RUNS": "9"})
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(line.split()[:2] == ["sensor_interval_seconds", "120"]
+               and line.endswith("FORGE_SENSOR_INTERVAL_SECONDS (environment)") for line in lines)
+    assert any(line.split()[:2] == ["restore_hold_days", "3"] and line.endswith(f"{path}:3") for line in lines)
+
+
+def test_purge_opt_in_from_the_policy_file(tmp_path, seeded, settings, monkeypatch, capsys):
+    """A source's `purge:` in the policy file turns purging on or off when FORGE_PURGE is not set; FORGE_PURGE,
+    when set, wins; neither: on for the embedded demo only."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("forge: {purge: true}\ngoforge: {purge: false}\n")
+    policy = load_policy(path)
+    own = {"FORGE_HOME": str(tmp_path), "FORGE_FORGE_URL": "postgresql://r@db.internal/forge",
+           "FORGE_GOFORGE_URL": "postgresql://r@db.internal/goforge"}
+    production = load_settings(own)
+    assert purge_setting(production, "forge", policy) == (True, f"{path}:1")
+    assert purge_setting(production, "goforge", policy) == (False, f"{path}:2")
+    assert purge_setting(production, "forge", load_policy(None))[0] is False  # built-in: off until opted in
+    explicit = load_settings({**own, "FORGE_PURGE": "goforge"})
+    assert purge_setting(explicit, "forge", policy) == (False, "FORGE_PURGE (environment)")
+    assert purges(explicit, "goforge", policy)
+    with pytest.raises(ConfigError, match=f"purging is off for goforge \\({path}:2\\)"):
+        require_purge(production, "goforge", policy)
+    demo = load_settings({"FORGE_HOME": str(tmp_path)})
+    assert purge_setting(demo, "goforge", policy)[0] is False and purges(demo, "orchestry", policy)
+
+    # The CLI follows the file: a source it switches purging off for is refused in one line, nothing moves.
+    entry = entries("orchestry", "events")[0]
+    path.write_text("orchestry: {purge: false}\n")
+    monkeypatch.setenv("FORGE_POLICY", str(path))
+    monkeypatch.delenv("FORGE_PURGE", raising=False)
+    with conn_to(settings, "orchestry") as conn:
+        before = content(conn, entry)
+    assert main(["archive", "--source", "orchestry", "--until", (NOW - timedelta(days=400)).date().isoformat()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "purging is off for orchestry" in err[0], err
+    with conn_to(settings, "orchestry") as conn:
+        assert content(conn, entry) == before
+
+
+def test_unfinished_work_is_one_list_the_catalogs():
+    """The policy checks rules against the catalog's unfinished predicates (no copy of its own): each entry's
+    own, and those that go through a parent (a job's status, for its events and host summaries)."""
+    assert unfinished_values("forge", "main_job", "status") == UNFINISHED_JOB
+    assert unfinished_values("pulse", "fleet_alert", "status") == ("OPEN", "ACKNOWLEDGED")
+    assert unfinished_values("goforge", "deployments", "status") == DEPLOYMENT_IN_PROGRESS
+    assert unfinished_values("orchestry", "events", "severity") == ()
+    policy_source = (Path(__file__).resolve().parents[1] / "forge_assets" / "retention" / "policy.py").read_text()
+    assert "UNFINISHED_JOB" not in policy_source and "'running'" not in policy_source

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, EnvVar, materialize
 from dagster._serdes import serialize_value
-from helpers import NOW, conn_to, content, day_keys_in_ledgered_files, first_overdue, history
+from helpers import NOW, conn_to, content, day_keys_in_ledgered_files, day_keys_in_postgres, first_overdue, history
 
 from forge_assets.assets.archive import build_archive_asset
 from forge_assets.assets.checks import QUALITY_CHECKS
@@ -149,18 +150,31 @@ def test_purge_as_forge_reader_fails_clearly_before_anything_is_written(hist, lo
         assert content(admin, EVENTS) == before
 
 
-def test_drop_partition_needs_ownership_of_the_partitions(hist, logins):
-    day = first_overdue(hist, TELEMETRY)
+def test_drop_partition_without_ownership_falls_back_to_row_by_row(hist, logins):
+    """A login that does not own the partitions archives their rows row by row (DELETE of exactly the archived
+    rows), keeps the partitions and says so; once it owns them, a day's partition is dropped whole."""
+    day, later = first_overdue(hist, TELEMETRY), first_overdue(hist, TELEMETRY, 1)
+    partition = f"telemetry_p{day:%Y%m%d}"
+    with conn_to(hist, "pulse") as admin:
+        before = content(admin, TELEMETRY)
+        in_partition = admin.execute(f"SELECT count(*) FROM {partition}").fetchone()[0]
     with connect_as(hist, "pulse", logins["forge_retention"]) as conn:
-        with pytest.raises(PreflightError, match="ownership of telemetry, telemetry_p.* and .* more"):
-            archive_day(conn, TELEMETRY, day, hist.lake_root, NOW)
+        result = archive_day(conn, TELEMETRY, day, hist.lake_root, NOW)
+    assert result.rows >= in_partition > 0 and result.partitions_dropped == []
+    assert result.fallback.startswith("not owner of telemetry_p") and "row by row" in result.fallback
+    with conn_to(hist, "pulse") as admin:
+        assert admin.execute(f"SELECT count(*) FROM {partition}").fetchone()[0] == 0, "emptied, kept"
+        assert content(admin, TELEMETRY)[0] == before[0] - result.rows
+        assert sum(day_keys_in_ledgered_files(admin, TELEMETRY, day, hist.lake_root).values()) == result.rows
+        assert day_keys_in_postgres(admin, TELEMETRY, day) == Counter()
+
     with conn_to(hist, "pulse", autocommit=True) as admin:
         for (table,) in admin.execute("SELECT 'telemetry' UNION ALL SELECT inhrelid::regclass::text "
                                       "FROM pg_inherits WHERE inhparent = 'telemetry'::regclass").fetchall():
             admin.execute(f"ALTER TABLE {table} OWNER TO forge_retention")
     with connect_as(hist, "pulse", logins["forge_retention"]) as conn:
-        result = archive_day(conn, TELEMETRY, day, hist.lake_root, NOW)
-    assert result.rows > 0 and result.partitions_dropped == [f"telemetry_p{day:%Y%m%d}"]
+        result = archive_day(conn, TELEMETRY, later, hist.lake_root, NOW)
+    assert result.rows > 0 and result.partitions_dropped == [f"telemetry_p{later:%Y%m%d}"] and result.fallback is None
 
 
 def test_password_never_in_logs_events_or_errors(hist, logins, monkeypatch, capfd, caplog, tmp_path):

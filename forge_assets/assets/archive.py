@@ -31,7 +31,7 @@ from forge_assets.assets.names import (
     source_table_key,
 )
 from forge_assets.assets.partitions import DAILY
-from forge_assets.operations import load_operations
+from forge_assets.effective import effective_operations
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
 from forge_assets.retention.catalog import TableEntry
@@ -40,7 +40,7 @@ from forge_assets.retention.policy import effective_entries
 from forge_assets.retention.preflight import PreflightError
 
 # Days of one table a backfill run covers (each still its own transaction, ledger entry and partition).
-DAYS_PER_RUN = load_operations().archive_days_per_run
+DAYS_PER_RUN = effective_operations().archive_days_per_run
 
 
 def _describe(entry: TableEntry) -> str:
@@ -75,8 +75,8 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
     def archive(context: AssetExecutionContext, postgres: PostgresResource, lake: ParquetLake) -> MaterializeResult:
         keys = list(context.partition_keys)
         if not postgres.purges(entry.source):
-            raise Failure(f"{entry.key} {keys[0]}..{keys[-1]}: purging is off for {entry.source} (FORGE_PURGE does "
-                          "not name it); nothing was archived or deleted")
+            raise Failure(f"{entry.key} {keys[0]}..{keys[-1]}: purging is off for {entry.source} (FORGE_PURGE, "
+                          "else the policy file's purge switch); nothing was archived or deleted")
         done: list[tuple[str, DayResult]] = []
         try:
             with postgres.write(entry.source) as conn:

@@ -152,7 +152,7 @@ def build_archive_checks(entry: TableEntry) -> AssetChecksDefinition:
     if entry.archives:
         specs.append(AssetCheckSpec("archive_integrity", asset=key,
                                     description="files of the run's days exist, reread to their ledgered row count "
-                                    "and key checksum, and no two files of a day share a key"))
+                                    "and key checksum, and no row is in two files of a day"))
     blocking = {s.name: False for s in specs}
 
     @multi_asset_check(name=f"archive_{entry.source}_{entry.entry_name.lower()}_checks", specs=specs,

@@ -24,7 +24,7 @@ from forge_assets.assets.partitions import DAILY
 from forge_assets.config import Settings
 from forge_assets.conninfo import redact
 from forge_assets.retention.catalog import TableEntry
-from forge_assets.retention.engine import DayResult
+from forge_assets.retention.engine import DayResult, RestoreResult
 from forge_assets.retention.history import LedgerDay, ledgered_days
 
 
@@ -50,6 +50,8 @@ def day_metadata(result: DayResult, via: str) -> dict:
         "day": result.day.isoformat(),
         "via": via,
         "paths": MetadataValue.json(result.files),
+        **({"fallback": result.fallback} if result.fallback else {}),
+        **({"not_archived": result.skipped} if result.skipped else {}),
     }
 
 
@@ -127,15 +129,14 @@ def report_to_dagster(settings: Settings, reports: Iterable, via: str) -> None:
     print(f"reported {days} archived days to Dagster")
 
 
-def report_restore(settings: Settings, entry: TableEntry, day: date, rows: int) -> None:
-    """An observation on the restored day's partition (rows restored, the hold before it is archived again)."""
-    from forge_assets.operations import load_operations
-
+def report_restore(settings: Settings, entry: TableEntry, day: date, result: RestoreResult) -> None:
+    """An observation on the restored day's partition: rows restored and the hold before it is archived again."""
+    held = result.held_until.isoformat() if result.held_until else "no hold"
     try:
         with configured_instance(settings) as instance:
             if instance is not None:
-                report_observation(instance, entry, day, {"restored_rows": rows, "via": "cli", "day": day.isoformat(),
-                                                          "hold_days": load_operations().restore_hold_days})
+                report_observation(instance, entry, day, {"restored_rows": result.rows, "via": "cli",
+                                                          "day": day.isoformat(), "held_until": held})
     except Exception as exc:  # reporting is best effort
         print(f"forge-assets: warning: restore not reported to Dagster ({redact(str(exc)).splitlines()[0][:300]})",
               file=sys.stderr)

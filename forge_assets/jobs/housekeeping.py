@@ -16,14 +16,14 @@ from dagster import (
     op,
 )
 
-from forge_assets.operations import load_operations
+from forge_assets.effective import effective_operations
 
 _FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
 _BATCH = 500
 
 
 class PruneConfig(Config):
-    keep_days: int = load_operations().dagster_keep_days
+    keep_days: int = effective_operations().dagster_keep_days
 
 
 def prune_runs(instance, keep_days: int, now: datetime | None = None, keep_run_id: str | None = None) -> int:

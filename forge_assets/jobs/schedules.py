@@ -2,10 +2,10 @@
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition, build_schedule_from_partitioned_job
 
+from forge_assets.effective import effective_operations
 from forge_assets.jobs.asset_jobs import quality_job, rollup_job
-from forge_assets.retention.policy import operations
 
-ROLLUP_TIME, CHECKS_TIME = operations().rollup_schedule, operations().checks_schedule  # UTC, FORGE_POLICY
+ROLLUP_TIME, CHECKS_TIME = effective_operations().rollup_schedule, effective_operations().checks_schedule  # UTC
 
 rollup_schedule = build_schedule_from_partitioned_job(
     rollup_job,

@@ -1,12 +1,16 @@
 """Archive integrity: every ledgered file exists, rereads to its row count and key checksum and still has the
-bytes it was archived with (SHA-256), and no two files of one day hold the same key."""
+bytes it was archived with (SHA-256), and no two files of one day hold the same row (identical in every
+column the files share: a row archived twice). The same key in two files with other values is legitimate
+(a row restored, changed by the application and archived again: whole-row identity)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,6 +20,7 @@ from forge_assets.lake import LakePathError, ledgered_file, sha256_of
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
 from forge_assets.retention.catalog import TableEntry
+from forge_assets.retention.content import column_hashes
 from forge_assets.retention.stream import reread
 
 ENGINE = "parquet"
@@ -44,21 +49,53 @@ def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, check
     return None
 
 
-def _shared_keys(root: Path, entry: TableEntry, day: date, paths: list[str]) -> tuple[int, list[str]]:
-    """Keys held by more than one file of the day: how many rows repeat, and a few of the keys."""
-    tables = [pq.read_table(ledgered_file(root, p), columns=list(entry.key_columns)) for p in paths]
-    keys = pa.concat_tables(tables, promote_options="permissive")
-    counts = keys.group_by(list(entry.key_columns)).aggregate([([], "count_all")])
-    repeated = counts.filter(pc.greater(counts["count_all"], 1))
-    extra = int(pc.sum(pc.subtract(repeated["count_all"], 1)).as_py() or 0)
-    shown = [f"{day}: key {tuple(r[c] for c in entry.key_columns)}" for r in repeated.slice(0, MAX_SAMPLES).to_pylist()]
-    return extra, shown
+def _row_hashes(path: Path, names: list[str], types: dict[str, str]) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """A file's row groups and a 64-bit hash per row over `names`: the content checksum's row hash (each value
+    hashed as PostgreSQL hashes it, seeded by the column's place), one row group at a time."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.metadata.num_row_groups):
+        table = parquet.read_row_group(group, columns=names, use_threads=False)
+        hashes = np.zeros(table.num_rows, dtype=np.uint64)
+        for seed, name in enumerate(names, 1):
+            hashes ^= column_hashes(table.column(name).combine_chunks(), types[name], seed)
+        yield table, hashes
+
+
+def _pg_types(path: Path) -> dict[str, str]:
+    return {f.name: (f.metadata or {}).get(b"pg_type", b"text").decode() for f in pq.read_schema(path)}
+
+
+def _repeated_rows(root: Path, entry: TableEntry, day: date, paths: list[str]) -> tuple[int, list[str]]:
+    """Rows identical (over the columns the day's files share) in more than one file of the day: how many
+    copies are extra, and the keys of a few. Memory: one 64-bit hash and a file number per row of the day."""
+    files = [ledgered_file(root, p) for p in paths]
+    types = [_pg_types(f) for f in files]
+    names = [n for n in types[0] if all(n in t for t in types[1:])]
+    hashes, owners = [], []
+    for number, file in enumerate(files):
+        for _, found in _row_hashes(file, names, types[number]):
+            hashes.append(found)
+            owners.append(np.full(len(found), number, dtype=np.int32))
+    rows = pa.table({"h": pa.array(np.concatenate(hashes)), "f": pa.array(np.concatenate(owners))})
+    per_file = rows.group_by(["h", "f"]).aggregate([([], "count_all")])
+    per_row = per_file.group_by("h").aggregate([("count_all", "sum"), ("count_all", "max"), ("f", "count")])
+    repeated = per_row.filter(pc.greater(per_row["f_count"], 1))
+    extra = int(pc.sum(pc.subtract(repeated["count_all_sum"], repeated["count_all_max"])).as_py() or 0)
+    if not extra:
+        return 0, []
+    wanted = set(repeated["h"].slice(0, MAX_SAMPLES).to_pylist())
+    shown: dict[tuple, None] = {}
+    for number, file in enumerate(files):
+        for table, found in _row_hashes(file, names, types[number]):
+            for i in np.flatnonzero(np.isin(found, list(wanted))):
+                shown[tuple(table.column(c)[int(i)].as_py() for c in entry.key_columns)] = None
+    return extra, [f"{day}: row with key {key} archived in more than one file" for key in list(shown)[:MAX_SAMPLES]]
 
 
 def archive_integrity(conn: psycopg.Connection, entry: TableEntry, lake_root: Path,
                       window: Window | None = None) -> Outcome:
     """Verify the ledgered files of `entry` whose day lies in `window`, or that were archived during it
-    (all files when `window` is None). Failing count: bad files plus keys repeated across a day's files."""
+    (all files when `window` is None). Failing count: bad files plus rows repeated across a day's files."""
     check = "archive_integrity"
     params = {"entry": entry.key, "all": window is None, "first": window and window.start.date(),
               "last": window and window.end.date(), "start": window and window.start, "end": window and window.end}
@@ -80,7 +117,7 @@ def archive_integrity(conn: psycopg.Connection, entry: TableEntry, lake_root: Pa
     for day, paths in by_day.items():
         readable = [p for p in paths if p not in bad]
         if len(readable) > 1:
-            extra, shown = _shared_keys(root, entry, day, readable)
+            extra, shown = _repeated_rows(root, entry, day, readable)
             failing += extra
             problems.extend(shown)
     rows = sum(count for _, _, count, *_ in ledger)  # rows_checked: the rows reread, not the files

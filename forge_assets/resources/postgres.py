@@ -14,6 +14,7 @@ from pydantic import PrivateAttr
 from forge_assets.config import ROLES, SOURCES, load_settings, login_variable
 from forge_assets.conninfo import describe
 from forge_assets.db import DatabaseUnavailable, connection_lost, resolve_source_conninfo
+from forge_assets.effective import purge_sources
 
 
 def _read_only(conn: psycopg.Connection) -> None:
@@ -51,7 +52,7 @@ class PostgresResource(ConfigurableResource):
             server_url=EnvVar("FORGE_PG_URL") if settings.server_url else None,
             database_prefix=settings.database_prefix,
             sources=list(settings.sources),
-            purge_sources=list(settings.purge_sources),
+            purge_sources=list(purge_sources(settings)),
             **logins,
         )
 
@@ -60,7 +61,8 @@ class PostgresResource(ConfigurableResource):
         return self.sources is None or source in self.sources
 
     def purges(self, source: str) -> bool:
-        """Whether archive runs may purge `source`: FORGE_PURGE's list (`purge_sources`; None: every source)."""
+        """Whether archive runs may purge `source`: `purge_sources` (FORGE_PURGE, else the policy file, else the
+        default: forge_assets/effective.py; None: every source)."""
         return self.purge_sources is None or source in self.purge_sources
 
     def conninfo(self, source: str, role: str = "reader") -> str:

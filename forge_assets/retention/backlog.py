@@ -11,6 +11,7 @@ import psycopg
 from forge_assets.config import Settings
 from forge_assets.conninfo import redact
 from forge_assets.db import source_connection
+from forge_assets.effective import require_purge
 from forge_assets.lake import LakePathError
 from forge_assets.retention.catalog import CatalogError, TableEntry, validate
 from forge_assets.retention.engine import (
@@ -82,7 +83,7 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
     if not policy.sources[source].enabled:
         raise CatalogError(f"{source} is switched off by the policy file ({policy.origin(source + '.enabled')})")
     if not dry_run:
-        settings.require_purge(source)
+        require_purge(settings, source, policy)
     reports = []
     with source_connection(settings, source, "reader" if dry_run else "retention") as conn:
         for entry in selected:
@@ -109,6 +110,8 @@ def archive_source(settings: Settings, source: str, now: datetime, table: str | 
                             report.results.append(result)
                             if result.skipped:
                                 report.deferred.append(result.skipped)
+                            if result.fallback and f"{each}: {result.fallback}" not in report.notes:
+                                report.notes.append(f"{each}: {result.fallback}")
                     except NotOverdue as exc:
                         if table:
                             raise

@@ -257,6 +257,18 @@ CATALOG: tuple[TableEntry, ...] = (
 )
 
 
+def unfinished_values(source: str, table: str, column: str) -> tuple[str, ...]:
+    """The values of `table.column` that mark work the application still needs, from the catalog's `unfinished`
+    predicates: those on the table's own entries and those of other entries that go through it (a job's status
+    for its events). The one list: the engine filters by it, the policy file's rules are checked against it."""
+    found: dict[str, None] = {}
+    for entry in CATALOG:
+        for u in entry.unfinished:
+            if entry.source == source and (u.parent or entry.table) == table and u.column == column:
+                found.update(dict.fromkeys(u.values))
+    return tuple(found)
+
+
 def slice_filter(entry: TableEntry) -> sql.Composable:
     """The SQL predicate selecting the entry's slice of its table (`true` for a whole-table entry)."""
     if not entry.slice_column:

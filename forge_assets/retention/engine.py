@@ -14,6 +14,10 @@ invisible to it, and a row changed meanwhile makes the DELETE fail), check that 
 it exported, detach and drop the exported partitions, write the ledger and COMMIT. Anything that fails
 before COMMIT rolls back and removes the run's own files; nothing is left to do after COMMIT.
 
+A `drop_partition` partition the login does not own (only an owner may DETACH and DROP) goes row by row like
+any other rows, and the result says so (`fallback`). A restored day on hold (`restore --hold-days`, the ledger's
+`held_until`) is skipped until the hold passes.
+
 Rows the application still needs (the catalog's `unfinished` predicates) are never selected. A day that
 was restored keeps its files ledgered: archiving it again deletes the rows identical (whole row, every
 archived column) to rows of those files without writing them again, writes the other rows to a new file,
@@ -48,6 +52,7 @@ from forge_assets.retention.catalog import TableEntry, due_filter, slice_filter
 from forge_assets.retention.columns import ArchiveColumn, archive_columns, schema_of, select_list
 from forge_assets.retention.errors import LockTimeout, NotOverdue, RetentionError
 from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
+from forge_assets.retention.holds import held_days
 from forge_assets.retention.ownership import Ledger, check_owner, ledger_of
 from forge_assets.retention.stream import (
     Unrepresentable,
@@ -88,6 +93,7 @@ class DayResult:
     dry_run: bool = False
     rearchived: int = 0
     kept_unfinished: int = 0
+    fallback: str | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -246,6 +252,11 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
         result.skipped = f"another run is archiving {entry.key} {day}"
         return result
     try:
+        held = held_days(conn, entry, now, day)  # under the (entry, day) lock, which a restore takes too
+        if held:
+            result.skipped = (f"{entry.key} {day}: restored, on hold until {held[day]:%Y-%m-%d %H:%M} UTC "
+                              "(restore --hold-days); nothing archived")
+            return result
         table_key = (_TABLE_LOCK_CLASS, _hashtext(conn, entry.table)) if entry.strategy == "drop_partition" else None
         if table_key and not _session_lock(conn, table_key, wait):
             result.skipped = f"another run is archiving a day of {entry.table}"
@@ -274,7 +285,8 @@ def _set_lock_timeout(conn: psycopg.Connection) -> None:
 
 def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id: str, result: DayResult,
                     ledger: Ledger, began: float, now: datetime) -> None:
-    partitions = _partitions_within(conn, entry, day, now) if entry.strategy == "drop_partition" else []
+    partitions, not_owned = _partitions_within(conn, entry, day, now) if entry.strategy == "drop_partition" else ([], [])
+    holding = _leaves_holding(conn, entry, day, now)  # here too: each probe's lock ends with this transaction
     size_before = _table_bytes(conn, entry)  # here, not in the archiving transaction: sizing locks every partition
     conn.commit()
     written: list[Path] = []
@@ -308,10 +320,15 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
                                          f"{export.rows - before} exported and {keep.matched_in([partition])} in "
                                          "restored files; nothing deleted")
         leaves = [leaf for leaf in _leaves(conn, entry) if leaf[1] not in partitions]
-        if keep is None and len(leaves) > 1 and _range_on_time(conn, entry):
+        if keep is None and len(leaves) > 1 and (_range_on_time(conn, entry) or not _may_use_each(conn, leaves)):
             # Through the parent: the planner prunes to the partitions the day can be in, so the purge locks
-            # those (and the default) rather than every partition of the table.
+            # those (and the default) rather than every partition of the table. (Also when the login has its
+            # rights on the parent only, as GRANTs give them.)
             leaves = [None]
+        elif keep is None and holding is not None:
+            # Only the leaves that held rows of the day are read, deleted from and so locked; a row of the day
+            # written into another leaf since is neither exported nor deleted: it stays for a later run.
+            leaves = [leaf for leaf in leaves if leaf in holding]
         exported = export.rows
         if entry.archives and leaves:
             selects = []
@@ -331,6 +348,10 @@ def _archive_locked(conn, entry: TableEntry, day: date, lake_root: Path, run_id:
         elif deleted != export.rows - exported + matched:
             raise RetentionError(f"{entry.key} {day}: deleted {deleted} rows but exported "
                                  f"{export.rows - exported} and found {matched} in restored files")
+        if not_owned and deleted:
+            shown = ", ".join(not_owned[:3]) + (f" and {len(not_owned) - 3} more" if len(not_owned) > 3 else "")
+            result.fallback = (f"not owner of {shown}: rows archived row by row (DELETE of exactly the archived "
+                               "rows), those partitions kept")
         for partition in partitions:  # last: DETACH locks the parent table until COMMIT
             conn.execute(sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                 sql.Identifier(entry.table), sql.Identifier(partition)))
@@ -539,14 +560,41 @@ class _RestoredRows:
             select_list, sql.Identifier(*(qualified or (relation,))), where, sql.Literal([str(t) for t in tids]))]
 
 
-def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime) -> list[str]:
-    """Non-default partitions whose rows all lie within the day and are due (so the whole partition can go)."""
-    names = [name for (name,) in conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+def _partitions_within(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime,
+                       ) -> tuple[list[str], list[str]]:
+    """Non-default partitions whose rows all lie within the day and are due (so the whole partition can go), and
+    the partitions this login may not drop: only an owner of the table and of the partition may DETACH and DROP
+    it, so their rows are archived row by row like any other's (never read here: the login may lack rights on
+    them)."""
+    found = conn.execute(
+        "SELECT c.relname, pg_has_role(current_user, c.relowner, 'USAGE') AND pg_has_role(current_user, p.relowner, "
+        "'USAGE') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
         "WHERE i.inhparent = to_regclass(format('%%I', %s::text)) "
-        "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)
-    )]
-    return [name for name in names if _holds_only(conn, entry, name, day, now)]
+        "AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' ORDER BY c.relname", (entry.table,)).fetchall()
+    droppable = [name for name, owned in found if owned and _holds_only(conn, entry, name, day, now)]
+    return droppable, [name for name, owned in found if not owned]
+
+
+def _leaves_holding(conn: psycopg.Connection, entry: TableEntry, day: date, now: datetime,
+                    ) -> list[tuple[str, str]] | None:
+    """For a table partitioned on another column than its time (main_jobevent: LIST by job), the leaves that hold
+    rows of the day, found by one indexed probe per leaf before the archiving transaction, so that the purge
+    locks those rather than every partition. None: not such a table, or a login without rights on the leaves
+    (the purge then goes through the table)."""
+    leaves = _leaves(conn, entry)
+    if len(leaves) < 2 or _range_on_time(conn, entry) or not _may_use_each(conn, leaves):
+        return None
+    return [leaf for leaf in leaves if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {} t WHERE {})").format(
+        sql.Identifier(*leaf), _day_filter(entry, day, now=now))).fetchone()[0]]
+
+
+def _may_use_each(conn: psycopg.Connection, leaves: list[tuple[str, str]]) -> bool:
+    """Whether the login may SELECT and DELETE each leaf directly (GRANTs on a partitioned table do not reach
+    its partitions)."""
+    return conn.execute(
+        "SELECT bool_and(has_table_privilege(format('%%I.%%I', s, t), 'SELECT') AND "
+        "has_table_privilege(format('%%I.%%I', s, t), 'DELETE')) FROM unnest(%s::text[], %s::text[]) AS l(s, t)",
+        ([schema for schema, _ in leaves], [name for _, name in leaves])).fetchone()[0]
 
 
 def _holds_only(conn: psycopg.Connection, entry: TableEntry, partition: str, day: date, now: datetime) -> bool:
@@ -673,13 +721,14 @@ def _ledger(conn, entry, day, run_id, path, rows, size, checksum, columns, conte
 @dataclass
 class RestoreResult:
     """What a restore did: rows loaded, rows already present (identical), columns of the files the table no
-    longer takes (their values stay in the files), and where the rows went."""
+    longer takes (their values stay in the files), where the rows went and until when the day is on hold."""
 
     rows: int = 0
     present: int = 0
     files: int = 0
     skipped_columns: list[str] = field(default_factory=list)
     table: str = ""
+    held_until: datetime | None = None
 
 
 def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path) -> int:
@@ -688,9 +737,10 @@ def restore_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
 
 
 def restore(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: Path,
-            into: str | None = None) -> RestoreResult:
+            into: str | None = None, hold_days: int = 0, now: datetime | None = None) -> RestoreResult:
     """Load the day's archived files back into the entry's table, or into a new table `into` made from the
-    files' schema; mark the files restored (not for `into`: the live table did not get the rows back).
+    files' schema; mark the files restored (not for `into`: the live table did not get the rows back), held
+    `hold_days` days after `now` (default: the current time) when given: no archive run takes the day before.
 
     Columns map by name: a column of the file the table no longer has (renamed, dropped) or cannot take
     (generated) is left out and reported; its values stay in the file, which stays ledgered. A row is skipped
@@ -719,7 +769,8 @@ def restore(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: P
         if into is not None:
             result = _restore_into(conn, entry, into, [lake_root / p for _, p, _ in files])
         else:
-            result = _restore_live(conn, entry, day, lake_root, files)
+            held_until = (now or datetime.now(timezone.utc)) + timedelta(days=hold_days) if hold_days else None
+            result = _restore_live(conn, entry, day, lake_root, files, held_until)
         conn.commit()
     except psycopg.Error as exc:
         if conn.broken:
@@ -742,12 +793,13 @@ def _live_columns(conn: psycopg.Connection, table: str) -> dict[str, tuple[bool,
         "WHERE attrelid = to_regclass(format('%%I', %s::text)) AND attnum > 0 AND NOT attisdropped", (table,))}
 
 
-def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: list[tuple]) -> RestoreResult:
+def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: list[tuple],
+                  held_until: datetime | None) -> RestoreResult:
     live = _live_columns(conn, entry.table)
     if not live:
         raise RetentionError(f"{entry.key} {day}: table {entry.table!r} does not exist any more; nothing restored. "
                              "`restore --into NEW_TABLE` loads the rows into a table made from the files' schema")
-    result = RestoreResult(table=entry.table)
+    result = RestoreResult(table=entry.table, held_until=held_until)
     in_files = {name for _, _, names in files for name in names}
     required = sorted(name for name, (generated, needed) in live.items()
                       if needed and not generated and name not in in_files and name not in entry.sensitive_columns)
@@ -773,7 +825,8 @@ def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: li
             result.rows += inserted
             result.present += present
         result.files += 1
-        conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now() WHERE id = %s", (ledger_id,))
+        conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now(), held_until = %s WHERE id = %s",
+                     (held_until, ledger_id))
     result.skipped_columns = sorted(skipped)
     return result
 

@@ -38,16 +38,6 @@ def ledgered_days(conn: psycopg.Connection, entry: TableEntry) -> list[LedgerDay
             for day, rows, size, files, runs, run_id, at in found]
 
 
-def restored_days(conn: psycopg.Connection, entry: TableEntry) -> dict[date, datetime]:
-    """Days whose files were restored and not archived again since: day -> when the last restore happened."""
-    found = conn.execute(
-        "SELECT day, max(restored_at) FROM forge_retention.archive_ledger WHERE entry = %s "
-        "GROUP BY day HAVING bool_or(restored_at IS NOT NULL) AND bool_and(restored_at IS NOT NULL OR path IS NULL)",
-        (entry.key,)).fetchall()
-    conn.rollback()
-    return {day: at for day, at in found if at is not None}
-
-
 @dataclass(frozen=True)
 class Backlog:
     """The overdue days of an entry that still hold rows: how many, their rows, the oldest day."""

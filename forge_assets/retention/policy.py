@@ -38,13 +38,13 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import time
 from functools import cache
 from pathlib import Path
 
 import yaml
 
 from forge_assets.config import SOURCES
+from forge_assets.operations import KNOB_BY_KEY, KNOBS, Operations, parse_knob, show_knob
 from forge_assets.quality.rules import RULES, rules_for
 from forge_assets.retention.catalog import (
     CATALOG,
@@ -56,6 +56,7 @@ from forge_assets.retention.catalog import (
     RetentionRule,
     TableEntry,
     job_link,
+    unfinished_values,
 )
 from forge_assets.sql_files import sql_root
 
@@ -64,12 +65,6 @@ BUILT_IN = "built-in"
 MAX_KEEP_DAYS = 36_500
 STRATEGIES = ("archive", "drop_partition", "delete")
 
-# Work the application still needs: a rule selecting it would purge it once its keep_days passed.
-UNFINISHED: dict[tuple[str, str, str], tuple[str, ...]] = {
-    ("forge", "job", "status"): ("new", "pending", "waiting", "running"),
-    ("pulse", "fleet_alert", "status"): ("OPEN", "ACKNOWLEDGED"),
-    ("openorchestrator", "Queues", "status"): ("NEW", "IN_PROGRESS"),
-}
 # AWX's launch types (the stand-in seeds five of them).
 LAUNCH_TYPES = ("manual", "relaunch", "callback", "scheduled", "dependency", "workflow", "webhook", "sync", "scm")
 
@@ -80,22 +75,6 @@ class PolicyError(ValueError):
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-@dataclass(frozen=True)
-class Operations:
-    """Operational knobs (UTC schedule times; the Dagster layer reads them when its definitions load)."""
-
-    rollup_schedule: time = time(0, 30)
-    checks_schedule: time = time(2, 0)
-    sensor_interval_seconds: int = 180
-    sensor_max_runs_per_tick: int = 10
-    grace_days: int = 2
-    max_concurrent_runs: int = 4
-
-
-_OPERATION_LIMITS = {"sensor_interval_seconds": (30, 86_400), "sensor_max_runs_per_tick": (1, 1_000),
-                     "grace_days": (0, 3_650), "max_concurrent_runs": (1, 1_000)}
 
 
 @dataclass(frozen=True)
@@ -431,21 +410,17 @@ def _operations(check: _Checker, value, mark) -> Operations:
     changes = {}
     for key, item in body.items():
         at = ("operations", key)
-        if key in ("rollup_schedule", "checks_schedule"):
-            raw = check.doc.raw.get(at)  # raw text: YAML 1.1 reads an unquoted 00:30 as the number 30
-            match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(raw if raw is not None else item))
-            if not match or isinstance(item, list | dict):
-                check.add(at, f"must be a UTC time of day as HH:MM (got {_describe(item)})")
-                continue
-            changes[key] = time(int(match[1]), int(match[2]))
-        elif key in _OPERATION_LIMITS:
-            number = check.whole(item, at, *_OPERATION_LIMITS[key])
-            if number is None:
-                continue
-            changes[key] = number
-        else:
-            known = ", ".join(["rollup_schedule", "checks_schedule", *_OPERATION_LIMITS])
-            check.add(at, f"unknown operations setting; known: {known}")
+        knob = KNOB_BY_KEY.get(key)
+        if knob is None:
+            check.add(at, f"unknown operations setting; known: {', '.join(KNOB_BY_KEY)}")
+            continue
+        raw = check.doc.raw.get(at)  # raw text: YAML 1.1 reads an unquoted 00:30 as the number 30
+        try:
+            if isinstance(item, list | dict) or item is None:
+                raise ValueError(f"must be a single value (got {_describe(item)})")
+            changes[knob.name] = parse_knob(knob, item if knob.kind == "whole" else raw)
+        except ValueError as exc:
+            check.add(at, str(exc))
             continue
         mark(f"operations.{key}", at)
     return replace(Operations(), **changes)
@@ -653,8 +628,14 @@ def _values(check: _Checker, entry: TableEntry, name: str, item, at: tuple, kind
         if unknown:
             check.add(at, f"unknown value(s) {', '.join(map(repr, unknown))} of {name}; known: {', '.join(known)}")
             return None
-    scope = ("forge", "job", name) if on_job else (entry.source, entry.table, name)
-    unfinished = [v for v in values if v in UNFINISHED.get(scope, ())]
+    if not on_job and name == entry.slice_column:
+        outside = [v for v in values if v not in entry.slice_values]
+        if outside:
+            check.add(at, f"{entry.key} archives only rows with {name} in ({', '.join(entry.slice_values)}): "
+                          f"{', '.join(map(repr, outside))} never reach it")
+            return None
+    scope = ("forge", JOB_TABLE, name) if on_job else (entry.source, entry.table, name)
+    unfinished = [v for v in values if v in unfinished_values(*scope)]  # the catalog's list, no copy here
     if unfinished:
         check.add(at, f"would archive unfinished work ({', '.join(unfinished)}): rows still in progress are never "
                       "given a retention of their own")
@@ -769,28 +750,28 @@ def effective_entries(source: str | None = None, name: str | None = None,
     return current_policy().effective_entries(source, name, include_disabled)
 
 
-def operations() -> Operations:
-    return current_policy().operations
-
-
 # --- showing it ---------------------------------------------------------------------------------------------
 
-def describe_policy(policy: Policy) -> str:
-    """The effective policy as text: every value and where it came from (built-in, or file:line)."""
+def describe_policy(policy: Policy, settings_text: str | None = None) -> str:
+    """The effective policy as text: every value and where it came from (built-in, or file:line). The
+    operational knobs and purge switches are `settings_text` when given (the environment's part included:
+    forge_assets/effective.py), else the file's and the built-in ones."""
     lines = ["Retention policy: the built-in catalog (forge_assets/retention/catalog.py)"
              + (f" with {policy.path} ({POLICY_VARIABLE})" if policy.path else f"; {POLICY_VARIABLE} is not set"),
-             "", "operations"]
-    ops = policy.operations
-    for name in ("rollup_schedule", "checks_schedule", "sensor_interval_seconds", "sensor_max_runs_per_tick",
-                 "grace_days", "max_concurrent_runs"):
-        value = getattr(ops, name)
-        shown = f"{value:%H:%M} UTC" if isinstance(value, time) else str(value)
-        lines.append(f"  {name:26s} {shown:40s} {policy.origin('operations.' + name)}")
+             ""]
+    if settings_text is None:
+        lines.append("operations (policy file, else built-in)")
+        for knob in KNOBS:
+            lines.append(f"  {knob.key:26s} {show_knob(knob, getattr(policy.operations, knob.name)):40s} "
+                         f"{policy.origin('operations.' + knob.key)}")
+    else:
+        lines += settings_text.rstrip("\n").splitlines()
     for source in SOURCES:
         switches = policy.sources[source]
         purge = "not set" if switches.purge is None else ("on" if switches.purge else "off")
         lines += ["", f"{source}: {'enabled' if switches.enabled else 'DISABLED'} "
-                      f"({policy.origin(source + '.enabled')}), purge {purge} ({policy.origin(source + '.purge')})"]
+                      f"({policy.origin(source + '.enabled')}), purge in the file {purge} "
+                      f"({policy.origin(source + '.purge')})"]
         for entry in (e for e in policy.entries if e.source == source):
             state = "on" if policy.enabled(entry) else "off"
             lines.append(f"  {entry.key} [{state}]")

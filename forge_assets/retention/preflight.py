@@ -142,14 +142,6 @@ def _missing_privileges(conn: psycopg.Connection, entry: TableEntry) -> list[str
                 for other, columns in rule_reads(entry).items()
                 if not all(conn.execute("SELECT has_column_privilege(%s, %s, 'SELECT')", (other, c)).fetchone()[0]
                            for c in columns)]
-    if entry.strategy == "drop_partition":
-        not_owned = [name for (name,) in conn.execute(
-            "SELECT c.oid::regclass::text FROM pg_class c WHERE (c.oid = %s OR c.oid IN "
-            "(SELECT inhrelid FROM pg_inherits WHERE inhparent = %s)) "
-            "AND NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY c.relname", (table, table))]
-        if not_owned:
-            shown = ", ".join(not_owned[:5]) + (f" and {len(not_owned) - 5} more" if len(not_owned) > 5 else "")
-            missing.append(f"ownership of {shown} (only an owner may DETACH and DROP a partition)")
     return missing
 
 

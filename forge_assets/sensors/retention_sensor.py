@@ -6,7 +6,7 @@ Each tick
   every tick, so late rows, a failed day and a restored day whose hold expired are all found;
 - leaves out the days a queued or running run covers (never two runs at once for a (table, day)), days whose
   last run failed until their back-off passes (FORGE_RETRY_BACKOFF, 1 h, 4 h, 1 day), restored days still on
-  hold (FORGE_RESTORE_HOLD_DAYS) and days of `after` tables that the tables going first still hold;
+  hold (the ledger's `held_until`: `restore --hold-days N`, default FORGE_RESTORE_HOLD_DAYS) and days of `after` tables that the tables going first still hold;
 - requests, rollups first, one rollup run per source for a range of days whose rollups are missing, then one
   archive run per table for a range of consecutive due days (at most FORGE_ARCHIVE_DAYS_PER_RUN, each day
   its own transaction, ledger rows and partition), oldest first, at most FORGE_SENSOR_MAX_RUNS a tick.
@@ -42,13 +42,14 @@ from forge_assets.assets.names import RUN_TAG_TABLE, archive_job_name, archive_k
 from forge_assets.config import SOURCES
 from forge_assets.days import day_window
 from forge_assets.db import DatabaseUnavailable
+from forge_assets.effective import effective_operations
 from forge_assets.jobs.asset_jobs import archive_jobs, rollup_job
-from forge_assets.operations import Operations, load_operations
+from forge_assets.operations import Operations
 from forge_assets.quality.compliance import compliance_query
 from forge_assets.resources.postgres import PostgresResource
 from forge_assets.retention.catalog import TableEntry
 from forge_assets.retention.engine import days_holding_rows, last_overdue_day, oldest_day
-from forge_assets.retention.history import restored_days
+from forge_assets.retention.holds import held_days
 from forge_assets.retention.policy import effective_entries
 from forge_assets.rollups.registry import ROLLUPS
 
@@ -156,7 +157,7 @@ def plan_tick(states: Iterable[TableState], materialized: Mapping[AssetKey, set[
     """Decide one tick (pure: everything it needs is passed in). `in_flight`: (table key, partition day) pairs
     that queued or running runs cover; `rollups_in_flight`: sources with a rollup run under way; `outcomes`:
     run key -> "success" | "failure" for the finished runs of the keys in the cursor."""
-    ops = ops or load_operations()
+    ops = ops or effective_operations()
     states = list(states)
     first_day = first_partition()
     oldest = {(s.entry.source, s.entry.entry_name): s.oldest for s in states}
@@ -248,7 +249,6 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, ops
     recorded: dict[str, int] = {}
     for ident in cursor.get("days", {}):
         recorded[ident.split("|")[0]] = recorded.get(ident.split("|")[0], 0) + 1
-    hold = timedelta(days=ops.restore_hold_days)
     for source in (s for s in SOURCES if postgres.serves(s)):
         try:
             with postgres.read(source) as conn:
@@ -257,7 +257,7 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, ops
                     if entry.selective and oldest is not None:  # rows kept longer by a rule do not count yet
                         oldest = next(iter(days_holding_rows(conn, entry, oldest, last_overdue_day(entry, now), 1,
                                                              now)), None)
-                    held = {day: at + hold for day, at in restored_days(conn, entry).items() if now < at + hold}
+                    held = held_days(conn, entry, now)
                     limit = 4 * ops.archive_days_per_run + recorded.get(entry.key, 0) + len(held)
                     due = days_holding_rows(conn, entry, oldest, last_overdue_day(entry, now), limit,
                                             now) if oldest else []
@@ -268,7 +268,7 @@ def table_states(postgres: PostgresResource, cursor: Mapping, now: datetime, ops
 
 
 def purge_plan(postgres: PostgresResource, states: Iterable[TableState], now: datetime) -> list[str]:
-    """What the sensor would archive on the sources whose purging is off (FORGE_PURGE): per table, its overdue
+    """What the sensor would archive on the sources whose purging is off (forge_assets/effective.py): per table, its overdue
     rows (due by their own rule, for an entry with rules), their oldest time and the first due days. It
     requests nothing for them."""
     states = list(states)
@@ -282,7 +282,8 @@ def purge_plan(postgres: PostgresResource, states: Iterable[TableState], now: da
         last = last_overdue_day(entry, now)
         with postgres.read(entry.source) as conn:
             rows, oldest = conn.execute(compliance_query(entry, day_window(last, last)[1], now)).fetchone()
-        lines.append(f"plan only (purging is off for {entry.source}: FORGE_PURGE): {entry.key} would archive "
+        lines.append(f"plan only (purging is off for {entry.source}: FORGE_PURGE, else the policy's purge): "
+                     f"{entry.key} would archive "
                      f"{rows:,} rows up to {last}, oldest {oldest}, first days "
                      f"{', '.join(str(d) for d in days[:3])}")
     return lines
@@ -326,7 +327,7 @@ def run_outcomes(instance, cursor: Mapping) -> dict[str, str]:
 def build_retention_sensor(clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                            ops: Operations | None = None):
     """The retention sensor (`clock` and `ops` are parameters so tests can pin them)."""
-    ops = ops or load_operations()
+    ops = ops or effective_operations()
 
     @sensor(
         name="retention_sensor",
