@@ -30,7 +30,7 @@ from forge_assets.resources.alerts import FailureAlerts
 from forge_assets.resources.parquet_lake import ParquetLake
 from forge_assets.resources.postgres import PostgresResource
 from forge_assets.retention.catalog import CATALOG
-from forge_assets.retention.engine import last_overdue_day, oldest_day
+from forge_assets.retention.engine import last_overdue_day, oldest_day, overdue_days
 from forge_assets.rollups.registry import ROLLUPS
 from forge_assets.sensors.failure_sensor import cleanup_failure_sensor
 from forge_assets.sensors.retention_sensor import TableState, build_retention_sensor, plan_tick
@@ -130,10 +130,12 @@ def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(recent,
     table holds a day older than its keep_days while the 30- to 365-day tables were never touched."""
     sensor = build_retention_sensor(clock=lambda: NOW, ops=Operations(sensor_max_runs=6))
     cursor, seen, archived = None, [], []
-    before = {}
+    before, due = {}, set()
     for entry in CATALOG:
         with connect(source_conninfo(recent, entry.source)) as conn:
             before[entry.key] = oldest_day(conn, entry)
+            if overdue_days(conn, entry, NOW):
+                due.add(entry.key)
     for _ in range(12):
         result = _tick(sensor, instance, recent, cursor)
         if isinstance(result, SkipReason):
@@ -166,7 +168,9 @@ def test_retention_sensor_archives_every_overdue_day_and_nothing_younger(recent,
             assert oldest > last_overdue_day(entry, NOW), entry.key
         if before[entry.key] is not None and before[entry.key] > last_overdue_day(entry, NOW):
             assert entry.key not in archived and oldest == before[entry.key], entry.key
-    assert {"goforge.container_metrics", "goforge.sessions", "orchestry.metrics_instance"} <= set(archived)
+    # exactly the tables holding overdue rows were archived (which they are depends on the hour the suite runs:
+    # the 1-day sessions table has a handful of rows a day at this scale); the 7-day tables always are
+    assert set(archived) == due and {"goforge.container_metrics", "orchestry.metrics_instance"} <= due
     stored = instance.get_runs()
     assert len(stored) >= len(seen) and all(r.is_success for r in stored if r.tags.get("dagster/run_key") in seen)
 
