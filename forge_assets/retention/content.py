@@ -9,8 +9,10 @@ text-cast columns (jsonb, uuid, numeric, arrays, enums, ...), `hashint{2,4,8}ext
 `hashfloat8extended` on floats, `timestamp_hash_extended` on timestamps (UTC), and a date's day number. A
 row's hash is the XOR of its columns' hashes (NULL is a constant per column); the checksum is the number of
 rows and the wrapping 64-bit sum of row hashes. So a value changed anywhere, a value moved to another row or
-column, a row lost or repeated all change it, while the order of rows does not. The Python side runs compiled
-(numba, imported only when a file is checked), so the check costs one more scan in PostgreSQL and one read of the file.
+column, a row lost or repeated all change it, while the order of rows does not. PostgreSQL hashes each row in
+the export's own scan (`hashed_query`: one more column, summed and dropped before the file is written); the
+Python side runs compiled (numba, cached on disk, imported only when a file is checked) over the file as read
+back. So the check costs the hash expressions in PostgreSQL and one read of the file, no second scan.
 """
 
 from __future__ import annotations
