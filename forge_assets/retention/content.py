@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from forge_assets.retention.stream import combine_checksums, key_checksum
+
 TEXT = pa.string()
 _M32 = np.uint64(0xFFFFFFFF)
 _NULL = 0x6E756C6C00000000  # "null", shifted; plus the column's seed
@@ -109,12 +111,6 @@ def hashed_query(columns, query: sql.Composable) -> sql.Composed:
     return sql.SQL("SELECT x.*, {} AS {} FROM ({}) x").format(row, sql.Identifier(HASH_COLUMN), query)
 
 
-def sum_of_hashes(column: pa.Array) -> int:
-    """The wrapping 64-bit sum of a HASH_COLUMN (signed int8 in PostgreSQL)."""
-    values = np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return int(values.view(np.uint64).sum(dtype=np.uint64))
-
-
 def _int64(column: pa.Array) -> np.ndarray:
     return np.asarray(column.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
 
@@ -177,8 +173,6 @@ def combine(*checksums: Checksum) -> Checksum:
 
 def read_back(path: Path, columns, key_columns: tuple[str, ...]) -> tuple[int, int, Checksum]:
     """Rows, key checksum and content checksum of a Parquet file, in one read, one row group at a time."""
-    from forge_assets.retention.stream import combine_checksums, key_checksum
-
     parquet = pq.ParquetFile(path)
     keys, total = 0, Checksum(0, 0)
     for group in range(parquet.metadata.num_row_groups):
