@@ -48,7 +48,7 @@ from forge_assets.retention.catalog import TableEntry, due_filter, slice_filter
 from forge_assets.retention.columns import ArchiveColumn, archive_columns, schema_of, select_list
 from forge_assets.retention.errors import LockTimeout, NotOverdue, RetentionError
 from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
-from forge_assets.retention.load import file_batches, identity, load_beside
+from forge_assets.retention.load import copy_file, file_batches, identity, load_beside
 from forge_assets.retention.ownership import Ledger, check_owner, ledger_of
 from forge_assets.retention.stream import (
     Unrepresentable,
@@ -758,12 +758,12 @@ def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: li
         loadable = [n for n in names if n in live and not live[n][0]]
         skipped |= {n for n in names if n not in loadable}
         if straight:
-            count = _copy_checked(conn, entry, entry.table, file_batches(lake_root / path, loadable))
+            count = _copy_checked(conn, entry, entry.table, lake_root / path, loadable)
             result.rows += count
         else:
             inserted, present = load_beside(conn, entry.table, _day_filter(entry, day, finished_only=False),
                                             lake_root / path, loadable, entry.key_columns,
-                                            lambda table, batches: _copy_checked(conn, entry, table, batches))
+                                            lambda table, file, names: _copy_checked(conn, entry, table, file, names))
             result.rows += inserted
             result.present += present
         result.files += 1
@@ -772,11 +772,11 @@ def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: li
     return result
 
 
-def _copy_checked(conn, entry: TableEntry, table: str, batches) -> int:
-    """COPY into a table, turning "no partition for the row" into a clear refusal."""
+def _copy_checked(conn, entry: TableEntry, table: str, path: Path, names: list[str]) -> int:
+    """COPY a file into a table, turning "no partition for the row" into a clear refusal."""
     try:
         with conn.transaction():
-            return copy_rows(conn, table, batches)
+            return copy_file(conn, table, path, names)
     except psycopg.errors.CheckViolation as exc:
         if "no partition" not in str(exc):
             raise
