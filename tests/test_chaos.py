@@ -32,7 +32,8 @@ from forge_assets.embedded import _pgserver
 from forge_assets.migrate import run_migrations
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention.catalog import entries
-from forge_assets.retention.engine import _file_batches, archive_day, comparable_columns, identity, overdue_days
+from forge_assets.retention.engine import archive_day, comparable_columns, identity, overdue_days
+from forge_assets.retention.load import file_batches
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import seed_sources
 
@@ -59,7 +60,7 @@ def archived_rows(conn, entry, lake_root: Path) -> Counter:
     conn.execute(sql.SQL("CREATE TEMP TABLE chaos_check (LIKE {} INCLUDING DEFAULTS)").format(sql.Identifier(entry.table)))
     for path, names in conn.execute("SELECT path, columns FROM forge_retention.archive_ledger WHERE entry = %s "
                                     "AND path IS NOT NULL AND restored_at IS NULL", (entry.key,)).fetchall():
-        copy_rows(conn, "chaos_check", _file_batches(lake_root / path, [n for n in names if n in columns]))
+        copy_rows(conn, "chaos_check", file_batches(lake_root / path, [n for n in names if n in columns]))
     found = Counter(r for (r,) in conn.execute(sql.SQL("SELECT {} FROM chaos_check t").format(identity(columns, "t"))))
     conn.rollback()
     return found

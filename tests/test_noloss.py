@@ -176,6 +176,31 @@ def test_restore_never_skips_a_row_whose_key_repeats_with_other_values(world):
     assert_exactly_once(world, TELEMETRY, day, expected + Counter([late]), TELEMETRY_COLUMNS)
 
 
+def test_restore_beside_identical_rows_keeps_each_row_as_often_as_it_was_anywhere(world):
+    """A keyless table (no unique index) whose day holds one archived row twice and another once again, and a
+    row sharing a key with other values: restore adds only what is missing, as a multiset, and says how many
+    rows were already there."""
+    with conn_to(world, "pulse") as conn:
+        day = overdue_days(conn, TELEMETRY, NOW)[5]
+    expected = rows_in_postgres(world, TELEMETRY, day, TELEMETRY_COLUMNS)
+    twice, once = [row for row in expected if expected[row] == 1][:2]
+    with conn_to(world, "pulse") as conn:  # the whole rows, metrics too
+        whole = [conn.execute("SELECT metrics::text FROM telemetry WHERE (time, tenant_id, device_id, site_id, "
+                              "msg_type, seq) = (%s, %s, %s, %s, %s, %s)", row).fetchone()[0] for row in (twice, once)]
+    archive(world, TELEMETRY, day)
+    changed = (*twice[:4], "other-values", twice[5])
+    with conn_to(world, "pulse") as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF telemetry FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(f"telemetry_p{day:%Y%m%d}"), *map(sql.Literal, day_window(day, day))))
+        for row, metrics in ((twice, whole[0]), (twice, whole[0]), (once, whole[1]), (changed, whole[0])):
+            conn.execute("INSERT INTO telemetry (time, tenant_id, device_id, site_id, msg_type, seq, metrics) "
+                         "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)", (*row, metrics))
+        conn.commit()
+        restored = restore(conn, TELEMETRY, day, world.lake_root)
+    assert restored.present == 2 and restored.rows == sum(expected.values()) - 2
+    assert rows_in_postgres(world, TELEMETRY, day, TELEMETRY_COLUMNS) == expected + Counter([twice, changed])
+
+
 # 3. Restore, then the application deletes -------------------------------------------------------------
 
 def test_rows_the_application_deletes_after_a_restore_stay_archived(world, event_days):

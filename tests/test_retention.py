@@ -174,11 +174,11 @@ def test_a_failure_before_commit_changes_nothing(db, monkeypatch):
     entry = entries("orchestry", "metrics_instance")[0]
     day = first_overdue(db, entry)
 
-    def broken_reread(path, keys):
+    def broken_read_back(path, *args):
         assert path.exists(), "the file was written and renamed into place"
         raise OSError("disk read error injected after the file was written")
 
-    monkeypatch.setattr(engine, "reread", broken_reread)
+    monkeypatch.setattr(engine.content, "read_back", broken_read_back)  # the read back of the written file
     with conn_to(db, entry.source) as conn:
         before = content(conn, entry)
         with pytest.raises(OSError, match="injected"):

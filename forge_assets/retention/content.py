@@ -9,22 +9,24 @@ text-cast columns (jsonb, uuid, numeric, arrays, enums, ...), `hashint{2,4,8}ext
 `hashfloat8extended` on floats, `timestamp_hash_extended` on timestamps (UTC), and a date's day number. A
 row's hash is the XOR of its columns' hashes (NULL is a constant per column); the checksum is the number of
 rows and the wrapping 64-bit sum of row hashes. So a value changed anywhere, a value moved to another row or
-column, a row lost or repeated all change it, while the order of rows does not. The Python side runs compiled
-(numba, imported only when a file is checked), so the check costs one more scan in PostgreSQL and one read of the file.
+column, a row lost or repeated all change it, while the order of rows does not. PostgreSQL hashes each row in
+the export's own scan (`hashed_query`: one more column, summed and dropped before the file is written); the
+Python side runs compiled (numba, cached on disk, imported only when a file is checked) over the file as read
+back. So the check costs the hash expressions in PostgreSQL and one read of the file, no second scan.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
+
+from forge_assets.retention.stream import combine_checksums, key_checksum
 
 TEXT = pa.string()
 _M32 = np.uint64(0xFFFFFFFF)
@@ -98,12 +100,15 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def checksum_query(columns, queries: list[sql.Composable]) -> sql.Composed:
-    """Rows and the sum of row hashes (numeric) over the union of `queries` (each selecting `columns`)."""
+HASH_COLUMN = "forge_content_hash"
+
+
+def hashed_query(columns, query: sql.Composable) -> sql.Composed:
+    """`query` (selecting `columns`) with each row's hash as one more, last column, HASH_COLUMN: computed by
+    PostgreSQL in the same scan that exports the row (a second scan of the day cost more than the hashing)."""
     row = sql.SQL(" # ").join(_sql_hash(_kind(c.pg_type), sql.SQL("x.{}").format(sql.Identifier(c.name)), i + 1)
                               for i, c in enumerate(columns))
-    union = sql.SQL(" UNION ALL ").join(sql.SQL("({})").format(q) for q in queries)
-    return sql.SQL("SELECT count(*), coalesce(sum(h), 0)::text FROM (SELECT {} AS h FROM ({}) x) y").format(row, union)
+    return sql.SQL("SELECT x.*, {} AS {} FROM ({}) x").format(row, sql.Identifier(HASH_COLUMN), query)
 
 
 def _int64(column: pa.Array) -> np.ndarray:
@@ -166,49 +171,15 @@ def combine(*checksums: Checksum) -> Checksum:
     return Checksum(sum(c.rows for c in checksums), sum(c.value for c in checksums) % 2**64)
 
 
-def file_checksum(path: Path, columns) -> Checksum:
-    """The content checksum of a Parquet file's rows, one row group at a time."""
+def read_back(path: Path, columns, key_columns: tuple[str, ...]) -> tuple[int, int, Checksum]:
+    """Rows, key checksum and content checksum of a Parquet file, in one read, one row group at a time."""
     parquet = pq.ParquetFile(path)
-    total = Checksum(0, 0)
+    keys, total = 0, Checksum(0, 0)
     for group in range(parquet.metadata.num_row_groups):
         table = parquet.read_row_group(group, columns=[c.name for c in columns], use_threads=False)
+        keys = combine_checksums(keys, key_checksum(table, key_columns))
         total = combine(total, batch_checksum(table, columns))
-    return total
-
-
-class PostgresChecksum:
-    """The content checksum PostgreSQL computes over `queries` on `conn` (the archiving transaction, so under
-    its snapshot), in a thread, while the export runs on other connections."""
-
-    def __init__(self, conn: psycopg.Connection, columns, queries: list[sql.Composable]) -> None:
-        self.conn = conn
-        self.query = checksum_query(columns, queries).as_string(conn)
-        self.value: Checksum | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="forge-content-checksum", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            rows, total = self.conn.execute(self.query).fetchone()
-            self.value = Checksum(rows, int(total) % 2**64)
-        except BaseException as exc:  # raised by result()
-            self.error = exc
-
-    def result(self) -> Checksum:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-    def close(self) -> None:
-        """Stop the query if it still runs (the transaction is being abandoned) and wait for the thread."""
-        if self.thread.is_alive():
-            try:
-                self.conn.cancel_safe()
-            except Exception:  # noqa: S110 (nothing to cancel, or the connection is gone)
-                pass
-        self.thread.join()
+    return parquet.metadata.num_rows, keys, total
 
 
 # --- restore: Arrow values PostgreSQL's COPY reads back exactly ---

@@ -53,12 +53,12 @@ from forge_assets.retention.columns import ArchiveColumn, archive_columns, schem
 from forge_assets.retention.errors import LockTimeout, NotOverdue, RetentionError
 from forge_assets.retention.fingerprint import schema_description, schema_fingerprint
 from forge_assets.retention.holds import held_days
+from forge_assets.retention.load import copy_file, file_batches, identity, load_beside
 from forge_assets.retention.ownership import Ledger, check_owner, ledger_of
 from forge_assets.retention.stream import (
     Unrepresentable,
     export_conninfo,
     export_to_parquet,
-    release_freed_memory,
     reread,
 )
 
@@ -497,12 +497,6 @@ def _restored_files(conn: psycopg.Connection, entry: TableEntry, day: date) -> l
         "AND path IS NOT NULL AND restored_at IS NOT NULL ORDER BY id", (entry.key, day)).fetchall()
 
 
-def identity(columns: list[str], alias: str) -> sql.Composed:
-    """A row's whole-row identity over `columns`: its text form, equal exactly when every value is."""
-    return sql.SQL("ROW({})::text").format(
-        sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(c)) for c in columns))
-
-
 def comparable_columns(conn: psycopg.Connection, entry: TableEntry) -> list[str]:
     """The columns whole-row identity compares: archived (not sensitive) and not generated."""
     return [name for (name,) in conn.execute(
@@ -527,7 +521,7 @@ class _RestoredRows:
             if not file_exists(file):
                 raise RetentionError(f"{entry.key} {day}: the restored file {path} is missing from the lake; "
                                      "nothing deleted")
-            copy_rows(conn, "forge_rearchive", _file_batches(file, [n for n in names if n in live]))
+            copy_rows(conn, "forge_rearchive", file_batches(file, [n for n in names if n in live]))
         compared = comparable_columns(conn, entry)
         rows = conn.execute(sql.SQL(
             "WITH filed AS (SELECT {si} AS k, count(*) AS c FROM {s} s GROUP BY 1), "
@@ -668,30 +662,28 @@ class _Export:
             raise RetentionError(f"{path} already exists; archive files are never overwritten")
         self.written.append(path)
         queries = query if isinstance(query, list) else [query]
-        texts = [q.as_string(self.conn) for q in queries]
+        hashed = CONTENT_CHECK  # PostgreSQL hashes every row in the export's own scan (content.hashed_query)
+        texts = [(content.hashed_query(self.columns, q) if hashed else q).as_string(self.conn) for q in queries]
         conninfo = export_conninfo(self.conn)
-        expected = content.PostgresChecksum(self.conn, self.columns, queries) if CONTENT_CHECK else None
-        try:
-            columns = list(self.columns)
-            while True:
-                try:
-                    exported = export_to_parquet(conninfo, self.snapshot, texts, schema_of(columns),
-                                                 entry.key_columns, path)
-                    break
-                except Unrepresentable as exc:  # e.g. numeric NaN in a decimal column: keep that column as text
-                    columns = [ArchiveColumn(c.name, c.pg_type, content.TEXT) if c.name == exc.column else c
-                               for c in columns]
-            in_postgres = expected.result() if expected else None
-        finally:
-            if expected:
-                expected.close()
+        columns = list(self.columns)
+        while True:
+            try:
+                exported = export_to_parquet(conninfo, self.snapshot, texts, schema_of(columns), entry.key_columns,
+                                             path, content.HASH_COLUMN if hashed else None)
+                break
+            except Unrepresentable as exc:  # e.g. numeric NaN in a decimal column: keep that column as text
+                columns = [ArchiveColumn(c.name, c.pg_type, content.TEXT) if c.name == exc.column else c
+                           for c in columns]
         if exported.rows == 0:
             return []
-        rows, checksum = reread(path, entry.key_columns)
+        if hashed:
+            rows, checksum, in_file = content.read_back(path, columns, entry.key_columns)
+        else:
+            (rows, checksum), in_file = reread(path, entry.key_columns), None
         if (rows, checksum) != (exported.rows, exported.checksum):
             raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
                                  f"expected {exported.rows} / {exported.checksum:x}")
-        in_file = content.file_checksum(path, columns) if expected else None
+        in_postgres = content.Checksum(exported.rows, exported.hashes) if hashed else None
         if in_file != in_postgres:
             raise RetentionError(f"{entry.key} {day}: {path.name} holds other values than PostgreSQL "
                                  f"(content checksum {in_file.hex()} read back, {in_postgres.hex()} in PostgreSQL); "
@@ -818,10 +810,12 @@ def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: li
         loadable = [n for n in names if n in live and not live[n][0]]
         skipped |= {n for n in names if n not in loadable}
         if straight:
-            count = _copy_checked(conn, entry, entry.table, _file_batches(lake_root / path, loadable))
+            count = _copy_checked(conn, entry, entry.table, lake_root / path, loadable)
             result.rows += count
         else:
-            inserted, present = _restore_missing(conn, entry, day, lake_root / path, loadable)
+            inserted, present = load_beside(conn, entry.table, _day_filter(entry, day, finished_only=False),
+                                            lake_root / path, loadable, entry.key_columns,
+                                            lambda table, file, names: _copy_checked(conn, entry, table, file, names))
             result.rows += inserted
             result.present += present
         result.files += 1
@@ -831,54 +825,17 @@ def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: li
     return result
 
 
-def _copy_checked(conn, entry: TableEntry, table: str, batches) -> int:
-    """COPY into a table, turning "no partition for the row" into a clear refusal."""
+def _copy_checked(conn, entry: TableEntry, table: str, path: Path, names: list[str]) -> int:
+    """COPY a file into a table, turning "no partition for the row" into a clear refusal."""
     try:
         with conn.transaction():
-            return copy_rows(conn, table, batches)
+            return copy_file(conn, table, path, names)
     except psycopg.errors.CheckViolation as exc:
         if "no partition" not in str(exc):
             raise
         raise RetentionError(f"{entry.key}: no partition of {table} accepts the archived rows ({_first_line(exc)}); "
                              "create the partition (or a DEFAULT partition) and restore again, or use "
                              "`restore --into NEW_TABLE`; nothing restored") from None
-
-
-_RESTORE_BATCH_ROWS = 8_192
-
-
-def _file_batches(path: Path, names: list[str]):
-    """A file's rows in small batches, one row group decoded at a time on one thread. (iter_batches grew by
-    about 100 B a row read, 640 MB restoring a 5M-row day; threaded reads decode columns ahead.)"""
-    from forge_assets.retention.content import as_postgres_input
-
-    parquet = pq.ParquetFile(path)
-    try:
-        for group in range(parquet.metadata.num_row_groups):
-            for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
-                    max_chunksize=_RESTORE_BATCH_ROWS):
-                yield {name: as_postgres_input(batch.column(name)) for name in names}
-    finally:
-        release_freed_memory()
-
-
-def _restore_missing(conn, entry: TableEntry, day: date, path: Path, names: list[str]) -> tuple[int, int]:
-    """Copy a file into a staging table, then insert its rows beyond those the day already holds identically
-    (whole row over the loaded columns, as a multiset). Returns (inserted, already present)."""
-    table, staging = sql.Identifier(entry.table), sql.Identifier("forge_restore")
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
-    conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(staging, table))
-    staged = copy_rows(conn, "forge_restore", _file_batches(path, names))
-    conn.execute(sql.SQL("ANALYZE {}").format(staging))  # a temp table has no statistics until analysed
-    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-    inserted = conn.execute(sql.SQL(
-        "WITH present AS (SELECT {li} AS k, count(*) AS c FROM {t} t WHERE {day} GROUP BY 1), "
-        "staged AS (SELECT s.*, {si} AS forge_k, row_number() OVER (PARTITION BY {si}) AS forge_n FROM {s} s) "
-        "INSERT INTO {t} ({cols}) SELECT {cols} FROM staged LEFT JOIN present ON present.k = staged.forge_k "
-        "WHERE staged.forge_n > coalesce(present.c, 0)").format(
-            li=identity(names, "t"), si=identity(names, "s"), t=table, s=staging, cols=column_list,
-            day=_day_filter(entry, day, finished_only=False))).rowcount
-    return inserted, staged - inserted
 
 
 def _restore_into(conn, entry: TableEntry, into: str, paths: list[Path]) -> RestoreResult:
@@ -896,7 +853,7 @@ def _restore_into(conn, entry: TableEntry, into: str, paths: list[Path]) -> Rest
     result = RestoreResult(table=into)
     for path in paths:
         names = [n for n in pq.read_schema(path).names if n in schema.names]
-        result.rows += copy_rows(conn, into, _file_batches(path, names))
+        result.rows += copy_rows(conn, into, file_batches(path, names))
         result.files += 1
     return result
 

@@ -134,6 +134,12 @@ def key_checksum(data: pa.Table | pa.RecordBatch, key_columns: tuple[str, ...]) 
     return int(combined.sum(dtype=np.uint64))
 
 
+def sum_of_hashes(column: pa.Array) -> int:
+    """The wrapping 64-bit sum of a column of row hashes (PostgreSQL's signed int8)."""
+    values = np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return int(values.view(np.uint64).sum(dtype=np.uint64))
+
+
 def combine_checksums(*checksums: int) -> int:
     """The checksum of the union of disjoint row sets."""
     return sum(checksums) % 2**64
@@ -146,6 +152,7 @@ class Exported:
     rows: int
     checksum: int
     bytes: int
+    hashes: int = 0
 
 
 def export_conninfo(conn: psycopg.Connection) -> str:
@@ -326,17 +333,17 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], schema: pa.Schema,
-                      key_columns: tuple[str, ...], path: Path, on_batch=None) -> Exported:
+                      key_columns: tuple[str, ...], path: Path, hash_column: str | None = None) -> Exported:
     """Write the rows `query` returns under `snapshot` into a Parquet file at `path` (several queries:
     their rows together, read in parallel).
 
     Row groups of ROW_GROUP_ROWS rows are encoded as batches arrive. The file is written under a temporary
     name (its directory is made only then: no rows, no directory) and published (fsync, rename) by the
-    lake; nothing is left behind when there are no rows or anything fails. `on_batch(batch)` sees every
-    batch as written (the content checksum).
+    lake; nothing is left behind when there are no rows or anything fails. `hash_column`: the queries'
+    last column, PostgreSQL's hash of each row (the content checksum), summed into `hashes`, not written.
     """
     temporary = None
-    rows = checksum = 0
+    rows = checksum = hashes = 0
     try:
         with snapshot_batches(conninfo, snapshot, [query] if isinstance(query, str) else query) as batches:
             writer = None
@@ -352,11 +359,12 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
                 for batch in batches:
                     if not batch.num_rows:
                         continue
+                    if hash_column is not None:
+                        hashes = combine_checksums(hashes, sum_of_hashes(batch.column(hash_column)))
+                        batch = batch.drop_columns([hash_column])
                     batch = _conform(batch, schema)
                     rows += batch.num_rows
                     checksum = combine_checksums(checksum, key_checksum(batch, key_columns))
-                    if on_batch is not None:
-                        on_batch(batch)
                     pending.append(batch)
                     pending_rows += batch.num_rows
                     if pending_rows >= ROW_GROUP_ROWS:  # one full row group; the rest waits for the next
@@ -374,7 +382,7 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
                     writer.close()
         if not rows:
             return Exported(0, 0, 0)
-        return Exported(rows, checksum, publish(temporary, path))
+        return Exported(rows, checksum, publish(temporary, path), hashes)
     finally:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
