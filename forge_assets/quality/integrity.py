@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forge_assets.lake import LakePathError, ledgered_file, sha256_of
+from forge_assets.lake import LakePathError, LakeStoreError, file_exists, ledgered_file, local_copy, location, sha256_of
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
 from forge_assets.retention.catalog import TableEntry
@@ -32,21 +32,28 @@ def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, check
         path = ledgered_file(root, relative)
     except LakePathError as exc:
         return f"{relative}: {exc}"
-    if not path.is_file():
-        return f"{relative}: missing"
-    found_rows, found_checksum = reread(path, entry.key_columns)
-    if found_rows != rows:
-        return f"{relative}: {found_rows} rows, ledger says {rows}"
-    if checksum is not None and f"{found_checksum:016x}" != checksum:
-        return f"{relative}: key checksum {found_checksum:016x}, ledger says {checksum}"
-    if sha256 is not None and sha256_of(path) != sha256:
-        return f"{relative}: its bytes changed since it was archived (SHA-256 differs from the ledger's)"
+    try:
+        if not file_exists(path):
+            return f"{relative}: missing"
+        with local_copy(path) as copy:  # an object: its bytes read back from the store
+            found_rows, found_checksum = reread(copy, entry.key_columns)
+            if found_rows != rows:
+                return f"{relative}: {found_rows} rows, ledger says {rows}"
+            if checksum is not None and f"{found_checksum:016x}" != checksum:
+                return f"{relative}: key checksum {found_checksum:016x}, ledger says {checksum}"
+            if sha256 is not None and sha256_of(copy) != sha256:
+                return f"{relative}: its bytes changed since it was archived (SHA-256 differs from the ledger's)"
+    except LakeStoreError as exc:
+        return f"{relative}: unreadable ({exc})"
     return None
 
 
 def _shared_keys(root: Path, entry: TableEntry, day: date, paths: list[str]) -> tuple[int, list[str]]:
     """Keys held by more than one file of the day: how many rows repeat, and a few of the keys."""
-    tables = [pq.read_table(ledgered_file(root, p), columns=list(entry.key_columns)) for p in paths]
+    tables = []
+    for relative in paths:
+        with local_copy(ledgered_file(root, relative)) as copy:
+            tables.append(pq.read_table(copy, columns=list(entry.key_columns)))
     keys = pa.concat_tables(tables, promote_options="permissive")
     counts = keys.group_by(list(entry.key_columns)).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts["count_all"], 1))
@@ -69,7 +76,7 @@ def archive_integrity(conn: psycopg.Connection, entry: TableEntry, lake_root: Pa
             ledger = conn.execute(LEDGER_QUERY, params).fetchall()
     except psycopg.Error as exc:
         return broken(check, text, ENGINE, exc, time.perf_counter() - started)
-    root = Path(lake_root)
+    root = location(lake_root)
     problems = [p for day, path, rows, checksum, sha256 in ledger
                 if (p := _file_problem(root, entry, path, rows, checksum, sha256)) is not None]
     failing = len(problems)

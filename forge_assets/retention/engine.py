@@ -35,9 +35,12 @@ from psycopg.types.json import Jsonb
 
 from forge_assets.days import day_window
 from forge_assets.lake import (
+    LakeStoreError,
     archive_day_directory,
     file_exists,
     list_directory,
+    local_copy,
+    location,
     remove_empty_directory,
     remove_file,
     sha256_of,
@@ -238,7 +241,7 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
     if conn.autocommit:
         raise ValueError("archive_day needs a connection in transaction mode")
     require_overdue(entry, day, now)
-    lake_root = Path(lake_root).resolve()
+    lake_root = location(lake_root)
     result = DayResult(entry.key, day)
     began = time.perf_counter()
     ledger = preflight.check_archive(conn, entry, _day_directory(entry, day, lake_root), lake_root)
@@ -393,10 +396,13 @@ def _range_on_time(conn: psycopg.Connection, entry: TableEntry) -> bool:
 
 
 def _discard(conn: psycopg.Connection, written: list[Path]) -> None:
-    for path in written:
-        remove_file(path)
     if not conn.broken and not conn.closed:
         conn.rollback()
+    for path in written:
+        try:
+            remove_file(path)
+        except LakeStoreError:  # the store went away: the next run's orphan sweep removes it (ours by name)
+            pass
 
 
 def _table_bytes(conn: psycopg.Connection, entry: TableEntry) -> int:
@@ -616,7 +622,7 @@ class _Export:
         if isinstance(query, list) and not query:
             return []
         path = _day_directory(entry, day, self.lake_root) / self.ledger.file_name(stem)
-        if path.exists():
+        if file_exists(path):
             raise RetentionError(f"{path} already exists; archive files are never overwritten")
         self.written.append(path)
         queries = query if isinstance(query, list) else [query]
@@ -639,11 +645,13 @@ class _Export:
                 expected.close()
         if exported.rows == 0:
             return []
-        rows, checksum = reread(path, entry.key_columns)
-        if (rows, checksum) != (exported.rows, exported.checksum):
-            raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
-                                 f"expected {exported.rows} / {exported.checksum:x}")
-        in_file = content.file_checksum(path, columns) if expected else None
+        with local_copy(path) as copy:  # on an object store: the bytes the store holds, downloaded once
+            rows, checksum = reread(copy, entry.key_columns)
+            if (rows, checksum) != (exported.rows, exported.checksum):
+                raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum "
+                                     f"{checksum:x}, expected {exported.rows} / {exported.checksum:x}")
+            in_file = content.file_checksum(copy, columns) if expected else None
+            sha256 = sha256_of(copy)
         if in_file != in_postgres:
             raise RetentionError(f"{entry.key} {day}: {path.name} holds other values than PostgreSQL "
                                  f"(content checksum {in_file.hex()} read back, {in_postgres.hex()} in PostgreSQL); "
@@ -652,7 +660,7 @@ class _Export:
         self.bytes += exported.bytes
         relative = str(path.relative_to(self.lake_root))
         _ledger(self.conn, entry, day, self.run_id, relative, rows, exported.bytes, f"{checksum:016x}",
-                [c.name for c in columns], in_file.hex() if in_file else None, sha256_of(path), schema_of(columns))
+                [c.name for c in columns], in_file.hex() if in_file else None, sha256, schema_of(columns))
         return [relative]
 
 
@@ -700,7 +708,7 @@ def restore(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: P
     """
     if conn.autocommit:
         raise ValueError("restore_day needs a connection in transaction mode")
-    lake_root = Path(lake_root).resolve()
+    lake_root = location(lake_root)
     check_owner(lake_root, entry.source, ledger_of(conn))
     _xact_lock(conn, entry, day)
     files = conn.execute(
@@ -799,14 +807,15 @@ def _file_batches(path: Path, names: list[str]):
     about 100 B a row read, 640 MB restoring a 5M-row day; threaded reads decode columns ahead.)"""
     from forge_assets.retention.content import as_postgres_input
 
-    parquet = pq.ParquetFile(path)
-    try:
-        for group in range(parquet.metadata.num_row_groups):
-            for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
-                    max_chunksize=_RESTORE_BATCH_ROWS):
-                yield {name: as_postgres_input(batch.column(name)) for name in names}
-    finally:
-        release_freed_memory()
+    with local_copy(path) as local:  # an object is streamed to a spool file first
+        parquet = pq.ParquetFile(local)
+        try:
+            for group in range(parquet.metadata.num_row_groups):
+                for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
+                        max_chunksize=_RESTORE_BATCH_ROWS):
+                    yield {name: as_postgres_input(batch.column(name)) for name in names}
+        finally:
+            release_freed_memory()
 
 
 def _restore_missing(conn, entry: TableEntry, day: date, path: Path, names: list[str]) -> tuple[int, int]:
@@ -833,7 +842,8 @@ def _restore_into(conn, entry: TableEntry, into: str, paths: list[Path]) -> Rest
     that type is gone) and copy every file into it."""
     if _live_columns(conn, into):
         raise RetentionError(f"{entry.key}: table {into!r} exists; --into creates a new table")
-    schema = pq.read_schema(paths[0])
+    with local_copy(paths[0]) as first:
+        schema = pq.read_schema(first)
     definitions = []
     for field_ in schema:
         pg_type = (field_.metadata or {}).get(b"pg_type", b"text").decode()
@@ -842,8 +852,9 @@ def _restore_into(conn, entry: TableEntry, into: str, paths: list[Path]) -> Rest
     conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(into), sql.SQL(", ").join(definitions)))
     result = RestoreResult(table=into)
     for path in paths:
-        names = [n for n in pq.read_schema(path).names if n in schema.names]
-        result.rows += copy_rows(conn, into, _file_batches(path, names))
+        with local_copy(path) as local:
+            names = [n for n in pq.read_schema(local).names if n in schema.names]
+            result.rows += copy_rows(conn, into, _file_batches(local, names))
         result.files += 1
     return result
 

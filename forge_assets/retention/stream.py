@@ -331,8 +331,9 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
     their rows together, read in parallel).
 
     Row groups of ROW_GROUP_ROWS rows are encoded as batches arrive. The file is written under a temporary
-    name (its directory is made only then: no rows, no directory) and published (fsync, rename) by the
-    lake; nothing is left behind when there are no rows or anything fails. `on_batch(batch)` sees every
+    name (its directory is made only then: no rows, no directory; a local spool file for an object store)
+    and published create-only (fsync and link, or one conditional PUT) by the lake; nothing is left behind
+    when there are no rows or anything fails. `on_batch(batch)` sees every
     batch as written (the content checksum).
     """
     temporary = None
@@ -374,7 +375,7 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
                     writer.close()
         if not rows:
             return Exported(0, 0, 0)
-        return Exported(rows, checksum, publish(temporary, path))
+        return Exported(rows, checksum, publish(temporary, path, create_only=True))  # never overwrites
     finally:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
