@@ -138,13 +138,18 @@ def ledgered_file(root: Location, relative: str) -> Location:
 # --- the object store -------------------------------------------------------------------------------------
 
 
-@cache
 def _store(bucket: str):
-    """One client per bucket, configured from the provider's environment only (obstore reads AWS_*, GOOGLE_*,
-    AZURE_* itself); plain http only when the configured endpoint is http (a local test server)."""
+    """The client of a bucket, configured from the provider's environment only (obstore reads AWS_*, GOOGLE_*,
+    AZURE_* itself); one per bucket and environment, so a changed endpoint or key takes effect."""
+    environment = frozenset((k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "GOOGLE_", "AZURE_")))
+    return _client(bucket, environment)
+
+
+@cache
+def _client(bucket: str, environment: frozenset):
     from obstore.store import from_url
 
-    insecure = any(os.environ.get(v, "").startswith("http://") for v in _ENDPOINT_VARIABLES)
+    insecure = any(k in _ENDPOINT_VARIABLES and v.startswith("http://") for k, v in environment)  # a local server
     return from_url(bucket, client_options={"allow_http": insecure}, retry_config=RETRIES)
 
 
@@ -156,6 +161,9 @@ def _summary(exc: BaseException) -> str:
     status = re.search(r"status code: (\d{3}[^:<]*)", text)
     code = re.search(r"<Code>([^<]+)</Code>", text)
     found = [m.group(1).strip() for m in (status, code) if m]
+    if status and status.group(1).startswith(("401", "403")):
+        found.append("check the store credentials in the environment (AWS_ACCESS_KEY_ID, ...) and the bucket's "
+                     "permissions")
     return ", ".join(found) if found else " ".join(text.split(":")[0].split())
 
 
@@ -217,11 +225,12 @@ def publish(temporary: Path, path: Location, create_only: bool = False) -> int:
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
-        try:
-            with _request("write", path):
-                obstore.put(_store(path.bucket), path.key, Path(temporary), mode="create" if create_only else "overwrite")
-        except (AlreadyExistsError, PreconditionError):
-            raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten") from None
+        with _request("write", path):
+            try:
+                obstore.put(_store(path.bucket), path.key, Path(temporary),
+                            mode="create" if create_only else "overwrite")
+            except (AlreadyExistsError, PreconditionError):
+                raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten") from None
         return size
     with open(temporary, "rb+") as handle:
         os.fsync(handle.fileno())
