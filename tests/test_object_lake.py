@@ -8,6 +8,7 @@ import io
 import os
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -243,3 +244,25 @@ def test_a_missing_bucket_is_one_line(hist, event_days, moto, capsys, monkeypatc
     assert code == 2 and len(stderr) == 1 and "NoSuchBucket" in stderr[0], stderr
     with conn_to(hist, "orchestry") as conn:
         assert content(conn, EVENTS) == before
+
+
+def readme_snippet(name: str) -> str:
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    block = text.split(f"<!-- snippet: {name} -->", 1)[1]
+    return block.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@seaweed_needed
+def test_the_readme_snippets_read_the_bucket(hist, seaweed, event_days, monkeypatch, capsys):
+    """DuckDB (httpfs) and pyarrow, as the README shows them, read what an archive run put in the bucket."""
+    lake_root = ObjectPath.from_uri(f"{hist.lake_root}-bi")
+    day = next(event_days)
+    with conn_to(hist, "orchestry") as conn:
+        rows = archive_day(conn, EVENTS, day, lake_root, NOW).rows
+    assert rows > 0
+    monkeypatch.setenv("FORGE_LAKE_URI", str(lake_root))
+    duckdb_run, pyarrow_run = {}, {}
+    exec(readme_snippet("duckdb-s3"), duckdb_run)  # noqa: S102 (the README's own code)
+    exec(readme_snippet("pyarrow-s3"), pyarrow_run)  # noqa: S102
+    assert [(str(d), n) for d, n in duckdb_run["days"]] == [(str(day), rows)]
+    assert pyarrow_run["rows"] == rows
