@@ -3,11 +3,18 @@ restore, checks and faults; moto's server where a fast endpoint is enough. The s
 a file is complete or absent, never overwritten, read back from the store before the purge commits, and a
 store failure is one line that loses nothing."""
 
+import base64
 import hashlib
+import hmac
 import io
 import os
+import shutil
+import subprocess
+import time
+import urllib.request
 from dataclasses import replace
 from datetime import date
+from email.utils import formatdate
 from pathlib import Path
 
 import pyarrow as pa
@@ -266,3 +273,60 @@ def test_the_readme_snippets_read_the_bucket(hist, seaweed, event_days, monkeypa
     exec(readme_snippet("pyarrow-s3"), pyarrow_run)  # noqa: S102
     assert [(str(d), n) for d, n in duckdb_run["days"]] == [(str(day), rows)]
     assert pyarrow_run["rows"] == rows
+
+
+# Azure: a smoke test on Azurite where it is installed (npm install azurite; not a Python package) ------
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public
+AZURITE_PORT = 21000
+
+
+def azurite_binary() -> str | None:
+    return os.environ.get("AZURITE_BLOB") or shutil.which("azurite-blob")
+
+
+def create_container(endpoint: str, name: str) -> None:
+    """PUT container with a SharedKey signature (no Azure SDK needed for one call)."""
+    stamp = formatdate(usegmt=True)
+    signed = (f"PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{stamp}\nx-ms-version:2021-08-06\n"
+              f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container")
+    signature = base64.b64encode(hmac.new(base64.b64decode(AZURITE_KEY), signed.encode(), hashlib.sha256).digest())
+    request = urllib.request.Request(
+        f"{endpoint}/{AZURITE_ACCOUNT}/{name}?restype=container", method="PUT",
+        headers={"x-ms-date": stamp, "x-ms-version": "2021-08-06", "Content-Length": "0",
+                 "Authorization": f"SharedKey {AZURITE_ACCOUNT}:{signature.decode()}"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+@pytest.fixture
+def azurite(tmp_path_factory, monkeypatch):
+    if azurite_binary() is None:
+        pytest.skip("Azurite is not installed (npm install azurite; set AZURITE_BLOB to its azurite-blob)")
+    server = subprocess.Popen([azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(AZURITE_PORT),
+                               "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
+                              cwd=tmp_path_factory.mktemp("azurite"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{AZURITE_PORT}"
+    for _ in range(100):
+        try:
+            create_container(endpoint, "lake")
+            break
+        except OSError:
+            time.sleep(0.2)
+    for key, value in {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURE_STORAGE_ACCOUNT_NAME": AZURITE_ACCOUNT,
+                       "AZURE_STORAGE_ACCOUNT_KEY": AZURITE_KEY, "AZURITE_BLOB_STORAGE_URL": endpoint}.items():
+        monkeypatch.setenv(key, value)
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_an_azure_lake_publishes_create_only_and_reads_back(azurite, tmp_path):
+    root = lake.location("az://lake/forge")
+    resource = ParquetLake(root=str(root))
+    path, size = resource.write_rollup("job_outcomes_daily", date(2026, 5, 1), pa.table({"n": [1, 2, 3]}))
+    with lake.local_copy(path) as copy:
+        assert copy.stat().st_size == size and pq.read_table(copy)["n"].to_pylist() == [1, 2, 3]
+    marker = lake.lake_path(root, "archive", "orchestry", MARKER)
+    assert lake.claim(marker, b"first") == b"first" and lake.claim(marker, b"second") == b"first"
+    assert lake.list_directory(lake.lake_path(root, "archive", "orchestry")) == [(MARKER, True)]
