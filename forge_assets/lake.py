@@ -38,6 +38,9 @@ OBJECT_SCHEMES = ("s3", "gs", "az", "abfs", "abfss")
 # Store requests retry with exponential back-off (throttling, 5xx, dropped connections) for at most this long.
 RETRIES = {"max_retries": 6, "retry_timeout": timedelta(seconds=60),
            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=8), "base": 2}}
+# Up to SINGLE_PUT_BYTES a file goes in one conditional PUT (held in memory); above, in parts (bounded memory).
+SINGLE_PUT_BYTES = 32 << 20
+PART_BYTES, PART_CONCURRENCY = 8 << 20, 4
 _ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "GOOGLE_STORAGE_ENDPOINT")
 
 
@@ -218,19 +221,29 @@ def temporary_sibling(path: Location) -> Path:
 def publish(temporary: Path, path: Location, create_only: bool = False) -> int:
     """Give a completely written file its final name durably and return its size in bytes. Local: fsync
     it, rename it over `path` (`create_only`: link it, failing when the name exists), fsync the directory.
-    Object store: one PUT of the whole file (`create_only`: `If-None-Match: *`, refused when an object
-    has the name). Every lake file gets its final name here."""
+    Object store: one PUT of the whole file (`create_only`: `If-None-Match: *`, refused when an object has
+    the name). A single PUT holds the file in memory, so a file above SINGLE_PUT_BYTES goes as a multipart
+    upload in bounded memory (complete or invisible too); no store takes a condition on completing one
+    through obstore, so `create_only` is then a check before the upload: archive file names are unique per
+    ledger and run, so only this run ever writes that name. Every lake file gets its final name here."""
     size = Path(temporary).stat().st_size
     if isinstance(path, ObjectPath):
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         with _request("write", path):
-            try:
-                obstore.put(_store(path.bucket), path.key, Path(temporary),
-                            mode="create" if create_only else "overwrite")
-            except (AlreadyExistsError, PreconditionError):
-                raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten") from None
+            if size <= SINGLE_PUT_BYTES:
+                try:
+                    obstore.put(_store(path.bucket), path.key, Path(temporary),
+                                mode="create" if create_only else "overwrite")
+                except (AlreadyExistsError, PreconditionError):
+                    raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten") from None
+                return size
+            if create_only and file_exists(path):
+                raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten")
+            with open(temporary, "rb") as handle:  # parts of PART_BYTES, invisible until complete, aborted on error
+                obstore.put(_store(path.bucket), path.key, handle, use_multipart=True, chunk_size=PART_BYTES,
+                            max_concurrency=PART_CONCURRENCY)
         return size
     with open(temporary, "rb+") as handle:
         os.fsync(handle.fileno())

@@ -330,3 +330,19 @@ def test_an_azure_lake_publishes_create_only_and_reads_back(azurite, tmp_path):
     marker = lake.lake_path(root, "archive", "orchestry", MARKER)
     assert lake.claim(marker, b"first") == b"first" and lake.claim(marker, b"second") == b"first"
     assert lake.list_directory(lake.lake_path(root, "archive", "orchestry")) == [(MARKER, True)]
+
+
+def test_a_large_file_goes_in_parts_and_is_still_never_overwritten(moto, tmp_path, monkeypatch):
+    """Above SINGLE_PUT_BYTES (lowered here) a file is uploaded in parts, in bounded memory."""
+    monkeypatch.setattr(lake, "SINGLE_PUT_BYTES", 1 << 20)
+    spool = tmp_path / "big.parquet"
+    spool.write_bytes(os.urandom(20 << 20))
+    target = lake.location(f"s3://{BUCKET}/lake/archive/orchestry/events/day=2026-05-01/big.parquet")
+    assert lake.publish(spool, target, create_only=True) == 20 << 20
+    stored = moto.get_object(Bucket=BUCKET, Key=target.key)
+    assert "-" in stored["ETag"] and stored["Body"].read() == spool.read_bytes()  # a multipart ETag: "<md5>-<parts>"
+    other = tmp_path / "other.parquet"
+    other.write_bytes(os.urandom(2 << 20))
+    with pytest.raises(LakeFileExists):
+        lake.publish(other, target, create_only=True)
+    assert lake.sha256_of(target) == hashlib.sha256(spool.read_bytes()).hexdigest()
