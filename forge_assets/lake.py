@@ -220,8 +220,8 @@ def temporary_sibling(path: Location) -> Path:
 
 def publish(temporary: Path, path: Location, create_only: bool = False) -> int:
     """Give a completely written file its final name durably and return its size in bytes. Local: fsync
-    it, rename it over `path` (`create_only`: link it, failing when the name exists), fsync the directory.
-    Object store: one PUT of the whole file (`create_only`: `If-None-Match: *`, refused when an object has
+    it, rename it over `path`, fsync the directory (an archive file's name is unique to its ledger and run,
+    and the engine refuses a name that exists before it writes). Object store: one PUT of the whole file (`create_only`: `If-None-Match: *`, refused when an object has
     the name). A single PUT holds the file in memory, so a file above SINGLE_PUT_BYTES goes as a multipart
     upload in bounded memory (complete or invisible too); no store takes a condition on completing one
     through obstore, so `create_only` is then a check before the upload: archive file names are unique per
@@ -247,10 +247,7 @@ def publish(temporary: Path, path: Location, create_only: bool = False) -> int:
         return size
     with open(temporary, "rb+") as handle:
         os.fsync(handle.fileno())
-    if create_only:
-        os.link(temporary, path)  # FileExistsError when the name exists
-    else:
-        os.replace(temporary, path)
+    os.replace(temporary, path)
     fsync_directory(path.parent)
     return size
 
@@ -331,7 +328,11 @@ def claim(path: Location, content: bytes) -> bytes:
             handle.flush()
             os.fsync(handle.fileno())
         try:
-            publish(temporary, path, create_only=True)
+            if isinstance(path, ObjectPath):
+                publish(temporary, path, create_only=True)
+            else:
+                os.link(temporary, path)  # fails when the name exists: create-only
+                fsync_directory(path.parent)
         except FileExistsError:  # the name was taken: by a concurrent claimant, or long ago
             pass
     finally:
