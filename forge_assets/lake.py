@@ -178,8 +178,8 @@ def _request(action: str, path: ObjectPath) -> Iterator[None]:
     try:
         yield
     except (BaseError, OSError) as exc:
-        if isinstance(exc, LakeStoreError):
-            raise
+        if isinstance(exc, LakeStoreError) or getattr(exc, "errno", None) is not None:
+            raise  # ours already, or the local spool file's (a full disk): as it is
         raise LakeStoreError(f"the object store failed to {action} {path}: {_summary(exc)}") from None
 
 
