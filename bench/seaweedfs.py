@@ -16,6 +16,7 @@ from pathlib import Path
 # Fixed ports (weed mini opens each, and each + 10000 for gRPC), away from SeaweedFS's defaults.
 _PORTS = {"master": 21333, "volume": 21340, "filer": 21888, "s3": 21833}
 KEY_ID = "forge-test"
+_SENTINEL_BUCKET = "seaweedfs-sentinel"
 
 
 def weed_binary() -> str | None:
@@ -31,6 +32,7 @@ class SeaweedFS:
         self.secret = uuid.uuid4().hex
         self.endpoint = f"http://127.0.0.1:{_PORTS['s3']}"
         self.process: subprocess.Popen | None = None
+        self.started_once = False
 
     def environment(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": KEY_ID,
@@ -49,12 +51,23 @@ class SeaweedFS:
         deadline = time.monotonic() + 60
         while True:
             try:
-                self.client().list_buckets()
+                self._ready()
                 return
             except Exception:  # noqa: BLE001 (not up yet)
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"weed mini did not start; see {self.directory / 'weed.log'}") from None
                 time.sleep(0.3)
+
+    def _ready(self) -> None:
+        """Up when a sentinel object reads back: written at the first start, read after a restart (the S3 API
+        answers before the volume server has loaded the volumes, and reads then fail with 500)."""
+        client = self.client()
+        if not self.started_once:
+            if _SENTINEL_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+                client.create_bucket(Bucket=_SENTINEL_BUCKET)
+            client.put_object(Bucket=_SENTINEL_BUCKET, Key="sentinel", Body=b"up")
+            self.started_once = True
+        client.get_object(Bucket=_SENTINEL_BUCKET, Key="sentinel")["Body"].read()
 
     def kill(self) -> None:
         """SIGKILL, as a crashed or unplugged store."""

@@ -28,7 +28,7 @@ from forge_assets.db import drop_source_databases
 from forge_assets.lake import LakeFileExists, ObjectPath
 from forge_assets.quality.integrity import archive_integrity
 from forge_assets.resources.parquet_lake import ParquetLake
-from forge_assets.retention import stream
+from forge_assets.retention import engine, stream
 from forge_assets.retention.catalog import entries
 from forge_assets.retention.engine import archive_day, overdue_days, restore_day
 from forge_assets.retention.ownership import MARKER, LakeOwnershipError, Ledger, claim_lake, ledger_of
@@ -73,6 +73,10 @@ def ledger_rows(target, day: date):
     with conn_to(target, "orchestry") as conn:
         return conn.execute("SELECT path, row_count, bytes, sha256 FROM forge_retention.archive_ledger "
                             "WHERE entry = %s AND day = %s AND path IS NOT NULL", (EVENTS.key, day)).fetchall()
+
+
+def keys(client, prefix: str) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
 
 
 def archive_cli(target, day: date, capsys, monkeypatch) -> tuple[int, list[str]]:
@@ -194,6 +198,36 @@ def test_the_store_dying_at_the_upload_is_one_line_and_purges_nothing(hist, seaw
     monkeypatch.setattr(stream, "publish", publish)
     with conn_to(hist, "orchestry") as conn:  # the next run archives the day
         assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
+
+
+@seaweed_needed
+def test_the_store_dying_before_the_read_back_is_one_line_and_the_next_run_sweeps_the_upload(
+        hist, seaweed, event_days, capsys, monkeypatch):
+    """The object is complete in the store but never verified or ledgered: nothing is purged, and the next
+    run removes it (it carries this deployment's name) before archiving the day again."""
+    day = next(event_days)
+    with conn_to(hist, "orchestry") as conn:
+        before = content(conn, EVENTS)
+    read_back = engine.local_copy
+
+    def killed_then_read(path):
+        seaweed.kill()
+        return read_back(path)
+
+    monkeypatch.setattr(engine, "local_copy", killed_then_read)
+    try:
+        code, stderr = archive_cli(hist, day, capsys, monkeypatch)
+    finally:
+        seaweed.start()
+    assert code == 2 and len(stderr) == 1 and "unreachable" in stderr[0] and "nothing was deleted" in stderr[0], stderr
+    with conn_to(hist, "orchestry") as conn:
+        assert content(conn, EVENTS) == before
+    assert len(keys(seaweed.client(), day_prefix(hist, day))) == 1 and ledger_rows(hist, day) == []
+    monkeypatch.setattr(engine, "local_copy", read_back)
+    with conn_to(hist, "orchestry") as conn:
+        assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
+    ((path, *_),) = ledger_rows(hist, day)
+    assert keys(seaweed.client(), day_prefix(hist, day)) == [lake.ledgered_file(hist.lake_root, path).key]
 
 
 @seaweed_needed
