@@ -1,11 +1,11 @@
-"""python -m bench <benchmark> [options]: rollups, archive, checks, catchup, checksum."""
+"""python -m bench <benchmark> [options]: rollups, archive, checks, catchup, checksum, s3."""
 
 import importlib
 import sys
 
 # Imported only when chosen: the rollup benchmark pulls in pandas and Dagster (~75 MB), which must not
 # count in the peak RSS of an archive benchmark's child process.
-BENCHMARKS = ("rollups", "archive", "checks", "catchup", "checksum")
+BENCHMARKS = ("rollups", "archive", "checks", "catchup", "checksum", "s3")
 
 
 def main() -> None:

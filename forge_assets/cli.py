@@ -20,7 +20,7 @@ from forge_assets.conninfo import ConninfoError, describe, redact
 from forge_assets.db import DatabaseUnavailable, server_conninfo, source_connection
 from forge_assets.effective import describe_settings, effective_operations
 from forge_assets.embedded import stop_embedded_server
-from forge_assets.lake import LakePathError
+from forge_assets.lake import LakePathError, ObjectPath
 from forge_assets.migrate import OWN_SCHEMA, MigrationError, run_migrations
 from forge_assets.retention.backlog import archive_source, failure_message, print_archive_reports
 from forge_assets.retention.catalog import CatalogError
@@ -320,7 +320,7 @@ def _lake(settings: Settings, args) -> None:
     from forge_assets.db import source_conninfo
 
     live = {} if args.no_history else {source: source_conninfo(settings, source) for source in settings.sources}
-    output = args.output or settings.lake_root / "lake.duckdb"
+    output = args.output or (None if isinstance(settings.lake_root, ObjectPath) else settings.lake_root / "lake.duckdb")
     report = build_lake_database(settings.lake_root, output, live)
     print(f"wrote {report.path}: {len(report.views)} views, {len(report.macros)} question macros "
           f"({', '.join(report.macros) or 'none'})")

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from forge_assets.conninfo import ConninfoError, parse_conninfo
+from forge_assets.lake import OBJECT_SCHEMES, Location, ObjectPath
 
 SOURCES: tuple[str, ...] = ("forge", "goforge", "orchestry", "pulse", "openorchestrator")
 """The source systems, each with its own database (named after it by default)."""
@@ -48,7 +49,7 @@ class Settings:
     file may still decide when FORGE_PURGE is not set (forge_assets/effective.py combines them)."""
 
     home: Path
-    lake_root: Path
+    lake_root: Location  # a local directory, or an object-store prefix (ObjectPath)
     server_url: str | None = None
     source_urls: Mapping[str, str] = field(default_factory=dict)
     database_prefix: str = ""
@@ -197,14 +198,20 @@ def _source_list(env: Mapping[str, str], variable: str, default: tuple[str, ...]
     return tuple(s for s in SOURCES if s in names)
 
 
-def _lake_root(value: str) -> Path:
+def _lake_root(value: str) -> Location:
     parts = urlsplit(value)
+    if parts.scheme in OBJECT_SCHEMES:
+        if not parts.netloc or parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigError(f"FORGE_LAKE_URI must be {parts.scheme}://bucket/prefix, without credentials or "
+                              "options (the store's endpoint and credentials come from its own environment "
+                              "variables, e.g. AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID)")
+        return ObjectPath.from_uri(value)
     if parts.scheme in ("", "file"):
         path = Path(parts.path if parts.scheme == "file" else value).expanduser().absolute()
         if path.exists() and not path.is_dir():
             raise ConfigError(f"FORGE_LAKE_URI must name a directory; {path} is a file")
         return path
     raise ConfigError(
-        f"FORGE_LAKE_URI must be a local path or a file:// URI (got scheme {parts.scheme!r}); "
-        "object stores are not supported yet"
+        f"FORGE_LAKE_URI must be a local path, a file:// URI or an object-store URI "
+        f"({', '.join(f'{s}://' for s in OBJECT_SCHEMES)}); got scheme {parts.scheme!r}"
     )

@@ -12,7 +12,7 @@ from forge_assets.config import SOURCES, START_DATE_FILE, Settings
 from forge_assets.conninfo import describe
 from forge_assets.db import server_conninfo, source_connection
 from forge_assets.instance import dagster_environment
-from forge_assets.lake import rollup_directory
+from forge_assets.lake import ObjectPath, file_exists, list_directory, local_copy, rollup_directory
 from forge_assets.migrate import run_migrations
 from forge_assets.retention.backlog import archive_source, print_archive_reports
 from forge_assets.rollups.registry import ROLLUPS
@@ -70,9 +70,13 @@ def run_demo(settings: Settings, plan: SeedPlan) -> None:
     print_check_table(checks)
     print(f"checks done in {time.perf_counter() - started:.1f} s")
 
-    started = _step("lake: the DuckDB file of views (forge-assets lake)")
-    _write_lake_database(settings)
-    print(f"written in {time.perf_counter() - started:.1f} s")
+    if isinstance(settings.lake_root, ObjectPath):
+        print("\n(the lake is in an object store: no DuckDB file of views; README: Lake on object storage "
+              "shows DuckDB and pyarrow reading the bucket)")
+    else:
+        started = _step("lake: the DuckDB file of views (forge-assets lake)")
+        _write_lake_database(settings)
+        print(f"written in {time.perf_counter() - started:.1f} s")
 
     print(f"\nDone in {time.perf_counter() - begun:.0f} s. Parquet lake: {settings.lake_root}")
     print("Open the Dagster UI with `make dev` (the runs above are in its history).")
@@ -167,7 +171,13 @@ def print_check_table(rows) -> None:
 def _print_lake_summary(settings: Settings) -> None:
     print(f"\n{'rollup':28s} {'source':17s} {'days':>5s} {'rows':>10s} {'bytes':>11s}")
     for spec in ROLLUPS:
-        files = sorted(rollup_directory(settings.lake_root, spec.name).glob("day=*/part-0.parquet"))
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        size = sum(f.stat().st_size for f in files)
+        directory = rollup_directory(settings.lake_root, spec.name)
+        files = [directory / name / "part-0.parquet" for name, regular in list_directory(directory)
+                 if not regular and name.startswith("day=")]
+        files = [f for f in files if file_exists(f)]
+        rows = size = 0
+        for file in files:
+            with local_copy(file) as copy:
+                rows += pq.ParquetFile(copy).metadata.num_rows
+                size += copy.stat().st_size
         print(f"{spec.name:28s} {spec.source:17s} {len(files):>5d} {rows:>10,} {size:>11,}")

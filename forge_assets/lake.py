@@ -1,67 +1,196 @@
 """The lake's layout and its files: every lake path is built here (and cannot escape the root); atomic and
-durable writes, create-only markers.
+durable writes, create-only markers. The lake is a local directory (`Path`) or a prefix in an object store
+(`ObjectPath`: s3://, gs://, az://); every function here takes either.
 
     rollups/<rollup>/day=YYYY-MM-DD/part-0.parquet                    one file per rollup and day, replaced atomically
     archive/<source>/<entry>/day=YYYY-MM-DD/<ledger id>-<run>.parquet  archive files, never overwritten
 
 Every file operation the archive engine performs on the lake goes through a function here (make a directory,
-list one, publish a file, remove a file or an empty directory, claim a marker, hash a file), so that another
-backend (object storage) replaces this module and nothing else.
+list one, publish a file, remove a file or an empty directory, claim a marker, hash a file, read a file back
+as a local copy), so callers never care where the lake is.
+
+On an object store (through obstore, whose `put(mode="create")` is a conditional `If-None-Match: *` PUT) a
+file is written to a local spool file first and published by ONE PUT: the object appears complete or not at
+all (a failed PUT leaves nothing; there is no stream that an exception could close into a truncated object),
+and an archive file or marker is never overwritten. Reads download to a local temporary file (bounded memory),
+so every check reads the bytes the store holds. Credentials and endpoint come only from the provider's
+environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... / GOOGLE_* / AZURE_*), never from forge_assets.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import tempfile
 import uuid
-from datetime import date
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "row_group_size": 131_072}
+OBJECT_SCHEMES = ("s3", "gs", "az", "abfs", "abfss")
+# Store requests retry with exponential back-off (throttling, 5xx, dropped connections) for at most this long.
+RETRIES = {"max_retries": 6, "retry_timeout": timedelta(seconds=60),
+           "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=8), "base": 2}}
+# Up to SINGLE_PUT_BYTES a file goes in one conditional PUT (held in memory); above, in parts (bounded memory).
+SINGLE_PUT_BYTES = 32 << 20
+PART_BYTES, PART_CONCURRENCY = 8 << 20, 4
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "GOOGLE_STORAGE_ENDPOINT")
 
 
 class LakePathError(ValueError):
     """A lake path would leave the lake root."""
 
 
-def lake_path(root: Path, *parts: str) -> Path:
+class LakeStoreError(OSError):
+    """The object store refused or failed a request (one line; it never holds a credential)."""
+
+
+class LakeFileExists(LakeStoreError, FileExistsError):
+    """An object already has the name a create-only write wanted."""
+
+
+class ObjectPath(PurePosixPath):
+    """A name in an object store, `scheme://bucket/key`: its parts are ("scheme:", bucket, *key). Pure: it
+    has no file operations and is no local file (`open()` refuses it); go through this module."""
+
+    def __str__(self) -> str:
+        parts = self.parts
+        if parts and parts[0].endswith(":"):
+            return f"{parts[0]}//{'/'.join(parts[1:])}"
+        return super().__str__()
+
+    def __fspath__(self) -> str:
+        raise TypeError(f"{self} is an object-store name, not a local file: read it through forge_assets.lake")
+
+    @classmethod
+    def from_uri(cls, uri: str) -> ObjectPath:
+        scheme, _, rest = uri.partition("://")
+        parts = [p for p in rest.split("/") if p]
+        if scheme not in OBJECT_SCHEMES or not parts:
+            raise LakePathError(f"{uri!r} is not an object-store URI (scheme://bucket/prefix)")
+        return cls(f"{scheme}:", *parts)
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.parts[0]}//{self.parts[1]}"
+
+    @property
+    def key(self) -> str:
+        return "/".join(self.parts[2:])
+
+
+Location = Path | ObjectPath
+
+
+def location(value: str | os.PathLike) -> Location:
+    """The lake root named by a local path or an object-store URI."""
+    if isinstance(value, ObjectPath):
+        return value
+    text = str(value)
+    if text.partition("://")[0] in OBJECT_SCHEMES:
+        return ObjectPath.from_uri(text)
+    return Path(text).resolve()
+
+
+def lake_path(root: Location, *parts: str) -> Location:
     """`root/part/...`, refusing parts that are empty, absolute, or climb out of the root."""
-    root = Path(root).resolve()
     for part in parts:
         if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
             raise LakePathError(f"invalid lake path component {part!r}")
+    root = location(root)
+    if isinstance(root, ObjectPath):
+        return root.joinpath(*parts)
     path = root.joinpath(*parts).resolve()
     if not path.is_relative_to(root):
         raise LakePathError(f"{path} is outside the lake root {root}")
     return path
 
 
-def rollup_directory(root: Path, rollup: str) -> Path:
+def rollup_directory(root: Location, rollup: str) -> Location:
     """Every day of one rollup (a hive-partitioned dataset)."""
     return lake_path(root, "rollups", rollup)
 
 
-def rollup_file(root: Path, rollup: str, day: date) -> Path:
+def rollup_file(root: Location, rollup: str, day: date) -> Location:
     """The one Parquet file of a rollup's day."""
     return lake_path(root, "rollups", rollup, f"day={day.isoformat()}", "part-0.parquet")
 
 
-def archive_directory(root: Path, source: str, entry_name: str) -> Path:
+def archive_directory(root: Location, source: str, entry_name: str) -> Location:
     """Every archived day of one catalog entry."""
     return lake_path(root, "archive", source, entry_name)
 
 
-def archive_day_directory(root: Path, source: str, entry_name: str, day: date) -> Path:
+def archive_day_directory(root: Location, source: str, entry_name: str, day: date) -> Location:
     """The archive files of one catalog entry's day."""
     return lake_path(root, "archive", source, entry_name, f"day={day.isoformat()}")
 
 
-def ledgered_file(root: Path, relative: str) -> Path:
+def ledgered_file(root: Location, relative: str) -> Location:
     """A file named by its ledger path (relative to the lake root, `/`-separated)."""
     return lake_path(root, *relative.split("/"))
+
+
+# --- the object store -------------------------------------------------------------------------------------
+
+
+def _store(bucket: str):
+    """The client of a bucket, configured from the provider's environment only (obstore reads AWS_*, GOOGLE_*,
+    AZURE_* itself); one per bucket and environment, so a changed endpoint or key takes effect."""
+    environment = frozenset((k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "GOOGLE_", "AZURE_")))
+    return _client(bucket, environment)
+
+
+@cache
+def _client(bucket: str, environment: frozenset):
+    from obstore.store import from_url
+
+    insecure = any(k in _ENDPOINT_VARIABLES and v.startswith("http://") for k, v in environment)  # a local server
+    return from_url(bucket, client_options={"allow_http": insecure}, retry_config=RETRIES)
+
+
+def _summary(exc: BaseException) -> str:
+    """One line about a store failure: the HTTP status and the store's error code, never the request."""
+    text = str(exc)
+    if "error sending request" in text or ("Connect" in text and "HttpError" in text):
+        return "the store is unreachable (no connection after retries)"
+    status = re.search(r"status code: (\d{3}[^:<]*)", text)
+    code = re.search(r"<Code>([^<]+)</Code>", text)
+    found = [m.group(1).strip() for m in (status, code) if m]
+    if status and status.group(1).startswith(("401", "403")):
+        found.append("check the store credentials in the environment (AWS_ACCESS_KEY_ID, ...) and the bucket's "
+                     "permissions")
+    return ", ".join(found) if found else " ".join(text.split(":")[0].split())
+
+
+@contextmanager
+def _request(action: str, path: ObjectPath) -> Iterator[None]:
+    """Turn a store failure into one LakeStoreError line."""
+    from obstore.exceptions import BaseError
+
+    try:
+        yield
+    except (BaseError, OSError) as exc:
+        if isinstance(exc, LakeStoreError) or getattr(exc, "errno", None) is not None:
+            raise  # ours already, or the local spool file's (a full disk): as it is
+        raise LakeStoreError(f"the object store failed to {action} {path}: {_summary(exc)}") from None
+
+
+def _spool_directory() -> Path:
+    """Local files of an object-store lake while they are written or read (FORGE_SPOOL_DIR, else the temp dir)."""
+    directory = Path(os.environ.get("FORGE_SPOOL_DIR") or tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+# --- file operations --------------------------------------------------------------------------------------
 
 
 def fsync_directory(directory: Path) -> None:
@@ -73,33 +202,59 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def ensure_directory(directory: Path) -> None:
-    """Create `directory` and its missing parents."""
-    Path(directory).mkdir(parents=True, exist_ok=True)
+def ensure_directory(directory: Location) -> None:
+    """Create `directory` and its missing parents (an object store has no directories)."""
+    if not isinstance(directory, ObjectPath):
+        Path(directory).mkdir(parents=True, exist_ok=True)
 
 
-def temporary_sibling(path: Path) -> Path:
-    """A hidden, unique name next to `path` for the file while it is being written (its directory is
-    created here, when the first byte is about to be written, never before)."""
+def temporary_sibling(path: Location) -> Path:
+    """A hidden, unique local name for the file while it is being written: next to `path` on a local lake
+    (its directory is created here, when the first byte is about to be written, never before), in the spool
+    directory for an object store."""
+    if isinstance(path, ObjectPath):
+        return _spool_directory() / f".{path.name}.{uuid.uuid4().hex}.tmp"
     ensure_directory(path.parent)
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
-def publish(temporary: Path, path: Path) -> int:
-    """Give a completely written file its final name durably: fsync it, rename it over `path`, fsync the
-    directory. Returns the file's size in bytes. Every lake file gets its final name here."""
+def publish(temporary: Path, path: Location, create_only: bool = False) -> int:
+    """Give a completely written file its final name durably and return its size in bytes. Local: fsync
+    it, rename it over `path`, fsync the directory (an archive file's name is unique to its ledger and run,
+    and the engine refuses a name that exists before it writes). Object store: one PUT of the whole file (`create_only`: `If-None-Match: *`, refused when an object has
+    the name). A single PUT holds the file in memory, so a file above SINGLE_PUT_BYTES goes as a multipart
+    upload in bounded memory (complete or invisible too); no store takes a condition on completing one
+    through obstore, so `create_only` is then a check before the upload: archive file names are unique per
+    ledger and run, so only this run ever writes that name. Every lake file gets its final name here."""
+    size = Path(temporary).stat().st_size
+    if isinstance(path, ObjectPath):
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        with _request("write", path):
+            if size <= SINGLE_PUT_BYTES:
+                try:
+                    obstore.put(_store(path.bucket), path.key, Path(temporary),
+                                mode="create" if create_only else "overwrite")
+                except (AlreadyExistsError, PreconditionError):
+                    raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten") from None
+                return size
+            if create_only and file_exists(path):
+                raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten")
+            with open(temporary, "rb") as handle:  # parts of PART_BYTES, invisible until complete, aborted on error
+                obstore.put(_store(path.bucket), path.key, handle, use_multipart=True, chunk_size=PART_BYTES,
+                            max_concurrency=PART_CONCURRENCY)
+        return size
     with open(temporary, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, path)
     fsync_directory(path.parent)
-    return path.stat().st_size
+    return size
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> int:
-    """Write `table` to `path` via a temporary file, fsync and rename; return the file's size in bytes.
-
-    Readers see either the previous file or the complete new one, never a partial file.
-    """
+def write_parquet_atomic(table: pa.Table, path: Location) -> int:
+    """Write `table` to `path` via a temporary file, published whole (rename, or one PUT); return the file's
+    size in bytes. Readers see either the previous file or the complete new one, never a partial file."""
     temporary = temporary_sibling(path)
     try:
         pq.write_table(table, temporary, **PARQUET_OPTIONS)
@@ -108,9 +263,17 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> int:
         temporary.unlink(missing_ok=True)
 
 
-def list_directory(directory: Path) -> list[tuple[str, bool]]:
+def list_directory(directory: Location) -> list[tuple[str, bool]]:
     """(name, is a regular file) of each entry of `directory`, sorted; empty when it does not exist.
-    Symbolic links are reported as not regular files (they are never followed)."""
+    Symbolic links are reported as not regular files (they are never followed); in an object store a
+    deeper prefix is reported as not a regular file."""
+    if isinstance(directory, ObjectPath):
+        import obstore
+
+        with _request("list", directory):
+            found = obstore.list_with_delimiter(_store(directory.bucket), directory.key + "/")
+        return sorted([(o["path"].rsplit("/", 1)[-1], True) for o in found["objects"]]
+                      + [(p.rstrip("/").rsplit("/", 1)[-1], False) for p in found["common_prefixes"]])
     try:
         with os.scandir(directory) as found:
             return sorted((e.name, e.is_file(follow_symlinks=False)) for e in found)
@@ -118,17 +281,36 @@ def list_directory(directory: Path) -> list[tuple[str, bool]]:
         return []
 
 
-def file_exists(path: Path) -> bool:
+def file_exists(path: Location) -> bool:
+    if isinstance(path, ObjectPath):
+        import obstore
+        from obstore.exceptions import NotFoundError
+
+        with _request("look up", path):
+            try:
+                obstore.head(_store(path.bucket), path.key)
+            except (NotFoundError, FileNotFoundError):
+                return False
+        return True
     return Path(path).is_file()
 
 
-def remove_file(path: Path) -> None:
+def remove_file(path: Location) -> None:
     """Remove one file (gone already is fine)."""
+    if isinstance(path, ObjectPath):
+        import obstore
+
+        with _request("delete", path):
+            obstore.delete(_store(path.bucket), path.key)
+        return
     Path(path).unlink(missing_ok=True)
 
 
-def remove_empty_directory(directory: Path) -> bool:
-    """Remove `directory` if it is empty; whether it was removed (missing or not empty: left alone)."""
+def remove_empty_directory(directory: Location) -> bool:
+    """Remove `directory` if it is empty; whether it was removed (missing or not empty: left alone). An
+    object store has no directories: a prefix vanishes with its last object, nothing to do."""
+    if isinstance(directory, ObjectPath):
+        return True
     try:
         os.rmdir(directory)
         return True
@@ -136,10 +318,9 @@ def remove_empty_directory(directory: Path) -> bool:
         return False
 
 
-def claim(path: Path, content: bytes) -> bytes:
+def claim(path: Location, content: bytes) -> bytes:
     """Create `path` with `content` unless it exists (atomically: one of concurrent claimants wins), and
     return what the file holds afterwards: `content` when this call created it, the winner's otherwise."""
-    ensure_directory(path.parent)
     temporary = temporary_sibling(path)
     try:
         with open(temporary, "wb") as handle:
@@ -147,23 +328,56 @@ def claim(path: Path, content: bytes) -> bytes:
             handle.flush()
             os.fsync(handle.fileno())
         try:
-            os.link(temporary, path)  # fails when the name exists: create-only
-            fsync_directory(path.parent)
-        except FileExistsError:
+            if isinstance(path, ObjectPath):
+                publish(temporary, path, create_only=True)
+            else:
+                os.link(temporary, path)  # fails when the name exists: create-only
+                fsync_directory(path.parent)
+        except FileExistsError:  # the name was taken: by a concurrent claimant, or long ago
             pass
     finally:
         temporary.unlink(missing_ok=True)
     return read_bytes(path)
 
 
-def read_bytes(path: Path) -> bytes:
+def read_bytes(path: Location) -> bytes:
+    if isinstance(path, ObjectPath):
+        import obstore
+
+        with _request("read", path):
+            return bytes(obstore.get(_store(path.bucket), path.key).bytes())
     return Path(path).read_bytes()
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+@contextmanager
+def local_copy(path: Location) -> Iterator[Path]:
+    """A local file holding `path`'s bytes: the file itself on a local lake; for an object, its bytes
+    streamed from the store into a spool file (bounded memory), removed afterwards."""
+    if not isinstance(path, ObjectPath):
+        yield Path(path)
+        return
+    import obstore
+
+    spool = _spool_directory() / f".{path.name}.{uuid.uuid4().hex}.read"
+    try:
+        with _request("read", path), open(spool, "wb") as handle:
+            result = obstore.get(_store(path.bucket), path.key)
+            for chunk in result.stream(min_chunk_size=1 << 20):
+                handle.write(chunk)
+            expected = result.meta["size"]
+        if spool.stat().st_size != expected:
+            raise LakeStoreError(f"{path}: read {spool.stat().st_size} bytes back, the store says {expected}")
+        yield spool
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def sha256_of(path: Location) -> str:
+    """The SHA-256 of a file's bytes, hex (an object's: as read from the store)."""
+    with local_copy(path) as local:
+        digest = hashlib.sha256()
+        with open(local, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+

@@ -13,7 +13,9 @@ from forge_assets.db import source_conninfo
         ({"FORGE_PG_URL": "mysql://root@db/forge"}, "FORGE_PG_URL"),
         ({"FORGE_GOFORGE_URL": "not a url"}, "FORGE_GOFORGE_URL"),
         ({"FORGE_GOFORG_URL": "postgresql://x/y"}, "FORGE_GOFORG_URL"),
-        ({"FORGE_LAKE_URI": "s3://bucket/lake"}, "FORGE_LAKE_URI"),
+        ({"FORGE_LAKE_URI": "s3://key:secret@bucket/lake"}, "FORGE_LAKE_URI"),
+        ({"FORGE_LAKE_URI": "s3://bucket/lake?endpoint=x"}, "FORGE_LAKE_URI"),
+        ({"FORGE_LAKE_URI": "ftp://host/lake"}, "FORGE_LAKE_URI"),
         ({"FORGE_DB_PREFIX": "Robert'); DROP TABLE students;--"}, "FORGE_DB_PREFIX"),
         ({"FORGE_START_DATE": "2025-13-01"}, "FORGE_START_DATE"),
         ({"FORGE_START_DATE": "2999-01-01"}, "FORGE_START_DATE"),
@@ -24,6 +26,15 @@ def test_invalid_values_name_their_variable(environ, named, tmp_path):
         load_settings({"FORGE_HOME": str(tmp_path), **environ})
     message = str(error.value)
     assert named in message and "\n" not in message
+
+
+def test_an_object_store_lake_is_a_bucket_prefix_and_credentials_stay_out(tmp_path):
+    settings = load_settings({"FORGE_HOME": str(tmp_path), "FORGE_LAKE_URI": "s3://my-bucket/forge-lake"})
+    assert str(settings.lake_root) == "s3://my-bucket/forge-lake"
+    assert str(load_settings({"FORGE_HOME": str(tmp_path), "FORGE_LAKE_URI": "gs://b/p"}).lake_root) == "gs://b/p"
+    with pytest.raises(ConfigError) as error:
+        load_settings({"FORGE_HOME": str(tmp_path), "FORGE_LAKE_URI": "s3://AKIAKEY:topsecret@bucket/lake"})
+    assert "topsecret" not in str(error.value)
 
 
 def test_home_that_is_a_file_is_rejected(tmp_path):

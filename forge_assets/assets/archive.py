@@ -81,7 +81,7 @@ def build_archive_asset(entry: TableEntry) -> AssetsDefinition:
         try:
             with postgres.write(entry.source) as conn:
                 for key in keys:
-                    result = _archive_partition(context, conn, key, Path(lake.root))
+                    result = _archive_partition(context, conn, key, lake.location())
                     done.append((key, result))
                     context.log.info(f"{entry.key} {key}: {result.rows} rows, {result.bytes} bytes "
                                      f"in {result.seconds:.2f} s")

@@ -12,7 +12,6 @@ checks only within a run). Great Expectations is imported inside the checks, nev
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -136,7 +135,7 @@ def build_rollup_checks(spec: RollupSpec) -> AssetChecksDefinition:
                       lake: ParquetLake) -> Iterator[AssetCheckResult]:
         window = check_window(context)
         with postgres.read(spec.source) as conn:
-            outcomes = [reconciliation(conn, spec, Path(lake.root), window), sanity(spec, Path(lake.root), window)]
+            outcomes = [reconciliation(conn, spec, lake.location(), window), sanity(spec, lake.location(), window)]
         yield from _emit(key, outcomes, blocking, window)
 
     return rollup_checks
@@ -163,7 +162,7 @@ def build_archive_checks(entry: TableEntry) -> AssetChecksDefinition:
         with postgres.read(entry.source) as conn:
             outcomes = [retention_compliance(conn, entry, datetime.now(timezone.utc))]
             if entry.archives:
-                outcomes.append(archive_integrity(conn, entry, Path(lake.root), window))
+                outcomes.append(archive_integrity(conn, entry, lake.location(), window))
         yield from _emit(key, outcomes, blocking, window)
 
     return archive_checks

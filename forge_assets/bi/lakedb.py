@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from forge_assets.bi import LakeDatabaseError
 from forge_assets.bi.questions import QUESTIONS
-from forge_assets.lake import archive_directory, rollup_directory
+from forge_assets.lake import ObjectPath, archive_directory, rollup_directory
 from forge_assets.retention.catalog import CATALOG, TableEntry
 from forge_assets.retention.columns import archive_columns
 from forge_assets.retention.fingerprint import schema_fingerprint
@@ -240,6 +240,9 @@ def build_lake_database(lake_root: Path, path: Path, live: Mapping[str, str] | N
     `live`: conninfo per source for the history views (sources left out, or unreachable, get none)."""
     import duckdb
 
+    if isinstance(lake_root, ObjectPath):
+        raise LakeDatabaseError(f"the DuckDB file of views is built over a local lake; {lake_root} is in an object "
+                                "store: read it with DuckDB's httpfs (README: Lake on object storage)")
     lake_root = Path(lake_root).resolve()
     path = Path(path).resolve()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from forge_assets.lake import LakePathError, ledgered_file, sha256_of
+from forge_assets.lake import LakePathError, LakeStoreError, file_exists, ledgered_file, local_copy, location, sha256_of
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
 from forge_assets.retention.catalog import TableEntry
@@ -37,15 +38,19 @@ def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, check
         path = ledgered_file(root, relative)
     except LakePathError as exc:
         return f"{relative}: {exc}"
-    if not path.is_file():
-        return f"{relative}: missing"
-    found_rows, found_checksum = reread(path, entry.key_columns)
-    if found_rows != rows:
-        return f"{relative}: {found_rows} rows, ledger says {rows}"
-    if checksum is not None and f"{found_checksum:016x}" != checksum:
-        return f"{relative}: key checksum {found_checksum:016x}, ledger says {checksum}"
-    if sha256 is not None and sha256_of(path) != sha256:
-        return f"{relative}: its bytes changed since it was archived (SHA-256 differs from the ledger's)"
+    try:
+        if not file_exists(path):
+            return f"{relative}: missing"
+        with local_copy(path) as copy:  # an object: its bytes read back from the store
+            found_rows, found_checksum = reread(copy, entry.key_columns)
+            if found_rows != rows:
+                return f"{relative}: {found_rows} rows, ledger says {rows}"
+            if checksum is not None and f"{found_checksum:016x}" != checksum:
+                return f"{relative}: key checksum {found_checksum:016x}, ledger says {checksum}"
+            if sha256 is not None and sha256_of(copy) != sha256:
+                return f"{relative}: its bytes changed since it was archived (SHA-256 differs from the ledger's)"
+    except LakeStoreError as exc:
+        return f"{relative}: unreadable ({exc})"
     return None
 
 
@@ -68,7 +73,12 @@ def _pg_types(path: Path) -> dict[str, str]:
 def _repeated_rows(root: Path, entry: TableEntry, day: date, paths: list[str]) -> tuple[int, list[str]]:
     """Rows identical (over the columns the day's files share) in more than one file of the day: how many
     copies are extra, and the keys of a few. Memory: one 64-bit hash and a file number per row of the day."""
-    files = [ledgered_file(root, p) for p in paths]
+    with ExitStack() as stack:  # each object downloaded once, to a spool file (a local file is used in place)
+        files = [stack.enter_context(local_copy(ledgered_file(root, p))) for p in paths]
+        return _repeated_in(files, entry, day)
+
+
+def _repeated_in(files: list[Path], entry: TableEntry, day: date) -> tuple[int, list[str]]:
     types = [_pg_types(f) for f in files]
     names = [n for n in types[0] if all(n in t for t in types[1:])]
     hashes, owners = [], []
@@ -106,7 +116,7 @@ def archive_integrity(conn: psycopg.Connection, entry: TableEntry, lake_root: Pa
             ledger = conn.execute(LEDGER_QUERY, params).fetchall()
     except psycopg.Error as exc:
         return broken(check, text, ENGINE, exc, time.perf_counter() - started)
-    root = Path(lake_root)
+    root = location(lake_root)
     problems = [p for day, path, rows, checksum, sha256 in ledger
                 if (p := _file_problem(root, entry, path, rows, checksum, sha256)) is not None]
     failing = len(problems)

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from forge_assets.days import day_window
-from forge_assets.lake import rollup_file
+from forge_assets.lake import file_exists, local_copy, location, rollup_file
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
 from forge_assets.retention.catalog import CATALOG
@@ -51,15 +51,16 @@ def reconciliation(conn: psycopg.Connection, spec: RollupSpec, lake_root: Path, 
             skipped = archived_days(conn, spec, days)
             mismatches, missing, checked = [], [], 0
             for day in days:
-                path = rollup_file(Path(lake_root), spec.name, day)
+                path = rollup_file(location(lake_root), spec.name, day)
                 if day in skipped:
                     continue
-                if not path.is_file():
+                if not file_exists(path):
                     missing.append(day.isoformat())
                     continue
                 start, end = day_window(day, day)
                 expected = conn.execute(text, {"start": start, "end": end}).fetchone()[0]
-                total = pc.sum(pq.read_table(path, columns=[column])[column]).as_py() or 0
+                with local_copy(path) as copy:
+                    total = pc.sum(pq.read_table(copy, columns=[column])[column]).as_py() or 0
                 checked += 1
                 if total != expected:
                     mismatches.append(f"{day}: rollup {column} {total} != source {expected}")
@@ -108,10 +109,11 @@ def _insane_rows(spec: RollupSpec, lake_root: Path, window: Window, triples: lis
     failing = rows = 0
     samples: list[str] = []
     for day in window_days(window):
-        path = rollup_file(Path(lake_root), spec.name, day)
-        if not path.is_file():
+        path = rollup_file(location(lake_root), spec.name, day)
+        if not file_exists(path):
             continue
-        table = pq.read_table(path)
+        with local_copy(path) as copy:
+            table = pq.read_table(copy)
         rows += table.num_rows
         bad = pa.array([False] * table.num_rows, pa.bool_())
         for triple in triples:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 from dagster import ConfigurableResource
 
 from forge_assets.config import load_settings
-from forge_assets.lake import rollup_file, write_parquet_atomic
+from forge_assets.lake import Location, location, rollup_file, write_parquet_atomic
 
 
 class ParquetLake(ConfigurableResource):
-    """A local directory laid out with hive partitioning (forge_assets.lake builds every path)."""
+    """A local directory or an object-store prefix laid out with hive partitioning (forge_assets.lake builds
+    every path)."""
 
     root: str
 
@@ -22,7 +22,11 @@ class ParquetLake(ConfigurableResource):
         """The lake named by FORGE_LAKE_URI, else $FORGE_HOME/lake."""
         return cls(root=str(load_settings().lake_root))
 
-    def write_rollup(self, rollup: str, day: date, table: pa.Table) -> tuple[Path, int]:
-        """Replace a rollup's day partition atomically; return its path and size in bytes."""
-        path = rollup_file(Path(self.root), rollup, day)
+    def location(self) -> Location:
+        """The lake root: a local directory or an object-store prefix."""
+        return location(self.root)
+
+    def write_rollup(self, rollup: str, day: date, table: pa.Table) -> tuple[Location, int]:
+        """Replace a rollup's day partition atomically (a rename, or one PUT); return its path and size in bytes."""
+        path = rollup_file(self.location(), rollup, day)
         return path, write_parquet_atomic(table, path)

@@ -39,9 +39,12 @@ from psycopg.types.json import Jsonb
 
 from forge_assets.days import day_window
 from forge_assets.lake import (
+    LakeStoreError,
     archive_day_directory,
     file_exists,
     list_directory,
+    local_copy,
+    location,
     remove_empty_directory,
     remove_file,
     sha256_of,
@@ -244,7 +247,7 @@ def archive_day(conn: psycopg.Connection, entry: TableEntry, day: date, lake_roo
     if conn.autocommit:
         raise ValueError("archive_day needs a connection in transaction mode")
     require_overdue(entry, day, now)
-    lake_root = Path(lake_root).resolve()
+    lake_root = location(lake_root)
     result = DayResult(entry.key, day)
     began = time.perf_counter()
     ledger = preflight.check_archive(conn, entry, _day_directory(entry, day, lake_root), lake_root)
@@ -414,10 +417,13 @@ def _range_on_time(conn: psycopg.Connection, entry: TableEntry) -> bool:
 
 
 def _discard(conn: psycopg.Connection, written: list[Path]) -> None:
-    for path in written:
-        remove_file(path)
     if not conn.broken and not conn.closed:
         conn.rollback()
+    for path in written:
+        try:
+            remove_file(path)
+        except LakeStoreError:  # the store went away: the next run's orphan sweep removes it (ours by name)
+            pass
 
 
 def _table_bytes(conn: psycopg.Connection, entry: TableEntry) -> int:
@@ -521,7 +527,8 @@ class _RestoredRows:
             if not file_exists(file):
                 raise RetentionError(f"{entry.key} {day}: the restored file {path} is missing from the lake; "
                                      "nothing deleted")
-            copy_rows(conn, "forge_rearchive", file_batches(file, [n for n in names if n in live]))
+            with local_copy(file) as local:
+                copy_rows(conn, "forge_rearchive", file_batches(local, [n for n in names if n in live]))
         compared = comparable_columns(conn, entry)
         rows = conn.execute(sql.SQL(
             "WITH filed AS (SELECT {si} AS k, count(*) AS c FROM {s} s GROUP BY 1), "
@@ -658,7 +665,7 @@ class _Export:
         if isinstance(query, list) and not query:
             return []
         path = _day_directory(entry, day, self.lake_root) / self.ledger.file_name(stem)
-        if path.exists():
+        if file_exists(path):
             raise RetentionError(f"{path} already exists; archive files are never overwritten")
         self.written.append(path)
         queries = query if isinstance(query, list) else [query]
@@ -676,10 +683,12 @@ class _Export:
                            for c in columns]
         if exported.rows == 0:
             return []
-        if hashed:
-            rows, checksum, in_file = content.read_back(path, columns, entry.key_columns)
-        else:
-            (rows, checksum), in_file = reread(path, entry.key_columns), None
+        with local_copy(path) as copy:  # on an object store: the bytes the store holds, downloaded once
+            if hashed:
+                rows, checksum, in_file = content.read_back(copy, columns, entry.key_columns)
+            else:
+                (rows, checksum), in_file = reread(copy, entry.key_columns), None
+            sha256 = sha256_of(copy)
         if (rows, checksum) != (exported.rows, exported.checksum):
             raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
                                  f"expected {exported.rows} / {exported.checksum:x}")
@@ -692,7 +701,7 @@ class _Export:
         self.bytes += exported.bytes
         relative = str(path.relative_to(self.lake_root))
         _ledger(self.conn, entry, day, self.run_id, relative, rows, exported.bytes, f"{checksum:016x}",
-                [c.name for c in columns], in_file.hex() if in_file else None, sha256_of(path), schema_of(columns))
+                [c.name for c in columns], in_file.hex() if in_file else None, sha256, schema_of(columns))
         return [relative]
 
 
@@ -742,7 +751,7 @@ def restore(conn: psycopg.Connection, entry: TableEntry, day: date, lake_root: P
     """
     if conn.autocommit:
         raise ValueError("restore_day needs a connection in transaction mode")
-    lake_root = Path(lake_root).resolve()
+    lake_root = location(lake_root)
     check_owner(lake_root, entry.source, ledger_of(conn))
     _xact_lock(conn, entry, day)
     files = conn.execute(
@@ -809,15 +818,15 @@ def _restore_live(conn, entry: TableEntry, day: date, lake_root: Path, files: li
     for ledger_id, path, names in files:
         loadable = [n for n in names if n in live and not live[n][0]]
         skipped |= {n for n in names if n not in loadable}
-        if straight:
-            count = _copy_checked(conn, entry, entry.table, lake_root / path, loadable)
-            result.rows += count
-        else:
-            inserted, present = load_beside(conn, entry.table, _day_filter(entry, day, finished_only=False),
-                                            lake_root / path, loadable, entry.key_columns,
-                                            lambda table, file, names: _copy_checked(conn, entry, table, file, names))
-            result.rows += inserted
-            result.present += present
+        with local_copy(lake_root / path) as local:  # an object is streamed to a spool file first
+            if straight:
+                result.rows += _copy_checked(conn, entry, entry.table, local, loadable)
+            else:
+                inserted, present = load_beside(
+                    conn, entry.table, _day_filter(entry, day, finished_only=False), local, loadable,
+                    entry.key_columns, lambda table, file, names: _copy_checked(conn, entry, table, file, names))
+                result.rows += inserted
+                result.present += present
         result.files += 1
         conn.execute("UPDATE forge_retention.archive_ledger SET restored_at = now(), held_until = %s WHERE id = %s",
                      (held_until, ledger_id))
@@ -843,7 +852,8 @@ def _restore_into(conn, entry: TableEntry, into: str, paths: list[Path]) -> Rest
     that type is gone) and copy every file into it."""
     if _live_columns(conn, into):
         raise RetentionError(f"{entry.key}: table {into!r} exists; --into creates a new table")
-    schema = pq.read_schema(paths[0])
+    with local_copy(paths[0]) as first:
+        schema = pq.read_schema(first)
     definitions = []
     for field_ in schema:
         pg_type = (field_.metadata or {}).get(b"pg_type", b"text").decode()
@@ -852,8 +862,9 @@ def _restore_into(conn, entry: TableEntry, into: str, paths: list[Path]) -> Rest
     conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(into), sql.SQL(", ").join(definitions)))
     result = RestoreResult(table=into)
     for path in paths:
-        names = [n for n in pq.read_schema(path).names if n in schema.names]
-        result.rows += copy_rows(conn, into, file_batches(path, names))
+        with local_copy(path) as local:  # an object is streamed to a spool file first
+            names = [n for n in pq.read_schema(local).names if n in schema.names]
+            result.rows += copy_rows(conn, into, file_batches(local, names))
         result.files += 1
     return result
 

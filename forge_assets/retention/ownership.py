@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from forge_assets.lake import claim, lake_path
+from forge_assets.lake import claim, file_exists, lake_path, read_bytes
 
 MARKER = ".forge-ledger.json"
 ID_CHARS = 12
@@ -91,8 +91,8 @@ def check_owner(lake_root: Path, source: str, ledger: Ledger) -> None:
     """Refuse when the source's archive prefix carries another ledger's marker (a missing marker is fine:
     nothing of this source has been archived there yet)."""
     path = marker_path(lake_root, source)
-    if path.is_file():
-        found = _read(path.read_bytes())
+    if file_exists(path):
+        found = _read(read_bytes(path))
         if found.get("ledger") != ledger.id:
             raise _refusal(lake_root, source, ledger, found)
 
@@ -101,8 +101,8 @@ def claim_lake(lake_root: Path, source: str, ledger: Ledger) -> None:
     """Make sure the source's archive prefix belongs to `ledger`: write the marker when there is none
     (create-only, so of two deployments racing one wins), refuse when it names another ledger."""
     path = marker_path(lake_root, source)
-    if path.is_file():
-        found = _read(path.read_bytes())
+    if file_exists(path):
+        found = _read(read_bytes(path))
     else:
         mine = {"ledger": ledger.id, "database": ledger.database,
                 "claimed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

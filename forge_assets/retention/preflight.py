@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from forge_assets.lake import LakeStoreError, ObjectPath
 from forge_assets.retention.catalog import TableEntry, rule_reads, validate
 from forge_assets.retention.errors import RetentionError
 from forge_assets.retention.ownership import LakeOwnershipError, Ledger, claim_lake, ledger_of
@@ -51,6 +52,8 @@ def check_archive(conn: psycopg.Connection, entry: TableEntry, directory: Path, 
             claim_lake(lake_root, entry.source, ledger)
         except LakeOwnershipError as exc:
             raise PreflightError(f"{entry.key}: {exc}") from None
+        except LakeStoreError as exc:
+            raise PreflightError(f"{entry.key}: {exc}; nothing was written or deleted") from None
         except OSError as exc:
             raise PreflightError(f"{entry.key}: the lake directory {directory} is not writable by this process "
                                  f"({exc.strerror or exc}); nothing was written or deleted") from None
@@ -147,6 +150,8 @@ def _missing_privileges(conn: psycopg.Connection, entry: TableEntry) -> list[str
 
 def _check_writable(entry: TableEntry, directory: Path) -> None:
     """The day's directory, or its nearest existing ancestor, must be a directory this process may write."""
+    if isinstance(directory, ObjectPath):  # no permission bits: the lake's marker claim writes first
+        return
     existing = directory
     try:
         while not existing.exists() and existing != existing.parent:

@@ -338,9 +338,10 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
     their rows together, read in parallel).
 
     Row groups of ROW_GROUP_ROWS rows are encoded as batches arrive. The file is written under a temporary
-    name (its directory is made only then: no rows, no directory) and published (fsync, rename) by the
-    lake; nothing is left behind when there are no rows or anything fails. `hash_column`: the queries'
-    last column, PostgreSQL's hash of each row (the content checksum), summed into `hashes`, not written.
+    name (its directory is made only then: no rows, no directory; a local spool file for an object store)
+    and published create-only (rename, or one conditional PUT) by the lake; nothing is left behind when there
+    are no rows or anything fails. `hash_column`: the queries' last column, PostgreSQL's hash of each row (the
+    content checksum), summed into `hashes`, not written.
     """
     temporary = None
     rows = checksum = hashes = 0
@@ -382,7 +383,7 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
                     writer.close()
         if not rows:
             return Exported(0, 0, 0)
-        return Exported(rows, checksum, publish(temporary, path), hashes)
+        return Exported(rows, checksum, publish(temporary, path, create_only=True), hashes)  # never overwrites
     finally:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
