@@ -117,7 +117,7 @@ def compute_rollup(conn: psycopg.Connection, spec: RollupSpec, first_day: date, 
     params = {"start": start, "end": end}
     query = sql.SQL(spec.query)
     expected = ["day", *(c.name for c in spec.columns)]
-    with conn.cursor() as cursor:
+    with conn.transaction(), conn.cursor() as cursor:  # SET LOCAL holds in autocommit connections too
         cursor.execute("SET LOCAL TIME ZONE 'UTC'")
         cursor.execute("SET LOCAL DateStyle = 'ISO'")
         cursor.execute(sql.SQL("SELECT * FROM (\n{}\n) AS rollup LIMIT 0").format(query), params)  # planned only
