@@ -180,9 +180,12 @@ def run(argv: list[str], keep_earlier: bool = False) -> Section:
     if min(args.rows) < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be positive")
     results = _earlier() if keep_earlier else {}
-    for rows in args.rows:
-        results[rows] = {"repeat": args.repeat, "taken_at": datetime.now(timezone.utc).isoformat(),
-                         "cases": _measure(rows, args.repeat, args.methods)}
+    try:
+        for rows in args.rows:
+            results[rows] = {"repeat": args.repeat, "taken_at": datetime.now(timezone.utc).isoformat(),
+                             "cases": _measure(rows, args.repeat, args.methods)}
+    finally:  # the next benchmark of a `python -m bench all` run uses the usual databases again
+        os.environ["FORGE_DB_PREFIX"] = _BASE_PREFIX
     results = dict(sorted(results.items()))
     markdown = _markdown(results)
     print(markdown)
