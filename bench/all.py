@@ -62,6 +62,8 @@ def chart(sections: dict[str, Section], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [name for name in ("archive", "rollups", "checks", "checksum") if name in sections]
+    if not panels:
+        return
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
     for axis, name in zip(axes[0], panels, strict=True):
         payload = sections[name].payload
@@ -112,10 +114,15 @@ def main(argv: list[str]) -> None:
     header = (f"{machine()}, {_memory_gb():.0f} GB RAM; load average (1/5/15 min) {load_before} at the start")
     print(header)
     sections: dict[str, Section] = {}
+    failed: dict[str, str] = {}
     for name in args.only:
         arguments = shlex.split(getattr(args, name))
         print(f"\n== python -m bench {name} {' '.join(arguments)}")
-        sections[name] = import_module(f"bench.{name}").run(arguments)
+        try:
+            sections[name] = import_module(f"bench.{name}").run(arguments)
+        except Exception as exc:  # one failed benchmark must not lose the figures of the others
+            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            print(f"{name} FAILED: {failed[name]}")
     minutes = (time.perf_counter() - began) / 60
     peaks = {name: largest_peak_rss(section.payload) for name, section in sections.items()}
 
@@ -130,6 +137,7 @@ def main(argv: list[str]) -> None:
         "| benchmark | arguments | largest peak RSS of its processes |",
         "|---|---|---:|",
         *(f"| {name} | `{getattr(args, name)}` | {peaks[name]:,.0f} MB |" for name in sections),
+        *(f"| {name} | `{getattr(args, name)}` | **failed**: {error} |" for name, error in failed.items()),
         "",
         f"![every benchmark]({path.with_suffix('.png').name})",
         "",
@@ -142,9 +150,11 @@ def main(argv: list[str]) -> None:
     path.write_text(markdown)
     payload = {"machine": machine(), "memory_gb": _memory_gb(), "taken_at": stamp.isoformat(),
                "load_before": load_before, "load_after": _load(), "minutes": minutes, "largest_peak_rss_mb": peaks,
-               "arguments": {name: getattr(args, name) for name in sections},
+               "arguments": {name: getattr(args, name) for name in sections}, "failed": failed,
                **{name: section.payload for name, section in sections.items()}}
     path.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
     chart(sections, path.with_suffix(".png"))
     print("\n" + markdown)
     print(f"written: {path} (+ .json, .png)")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
