@@ -38,11 +38,10 @@ lint: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/forge-assets dev
 
+# Every benchmark in one run, one results file: bench/results/<date>-bench.{md,json,png} (15-30 min here).
+# Bigger runs: BENCH_ARGS='--archive "--rows 5000000 --days 1 --repeat 1" --checks "--rows 2000000 10000000"'
 bench: $(STAMP)
-	$(BIN)/python -m bench rollups
-	$(BIN)/python -m bench archive $(BENCH_ARGS)
-	$(BIN)/python -m bench checks $(BENCH_ARGS)
-	$(BIN)/python -m bench checksum $(BENCH_ARGS)
+	$(BIN)/python -m bench all $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/forge-assets server stop

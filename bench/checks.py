@@ -23,7 +23,7 @@ from datetime import date, datetime, timezone
 import psycopg
 
 from bench import jobevents
-from bench.common import RESULTS, median_of, peak_rss_mb, run_child, write_results
+from bench.common import RESULTS, Section, median_of, peak_rss_mb, run_child, write_section
 from forge_assets.quality.queries import Window
 from forge_assets.quality.rules import rules_for
 
@@ -165,6 +165,12 @@ def _earlier() -> dict[int, dict]:
 
 
 def main(argv: list[str]) -> None:
+    path = write_section(run(argv, keep_earlier=True))
+    print(f"results: {path}")
+
+
+def run(argv: list[str], keep_earlier: bool = False) -> Section:
+    """Measure the methods at every size, both cases; `keep_earlier` adds the sizes measured earlier today."""
     parser = argparse.ArgumentParser(prog="python -m bench checks")
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000], help="job events in the checked day "
                         "(several sizes: one results file; sizes measured earlier the same day are kept)")
@@ -173,16 +179,18 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if min(args.rows) < 1 or args.repeat < 1:
         parser.error("--rows and --repeat must be positive")
-    results = _earlier()
-    for rows in args.rows:
-        results[rows] = {"repeat": args.repeat, "taken_at": datetime.now(timezone.utc).isoformat(),
-                         "cases": _measure(rows, args.repeat, args.methods)}
+    results = _earlier() if keep_earlier else {}
+    try:
+        for rows in args.rows:
+            results[rows] = {"repeat": args.repeat, "taken_at": datetime.now(timezone.utc).isoformat(),
+                             "cases": _measure(rows, args.repeat, args.methods)}
+    finally:  # the next benchmark of a `python -m bench all` run uses the usual databases again
+        os.environ["FORGE_DB_PREFIX"] = _BASE_PREFIX
     results = dict(sorted(results.items()))
     markdown = _markdown(results)
-    path = write_results("checks", {"day": jobevents.BASE_DAY, "rules": [r.name for r in RULES],
-                                    "results": results}, markdown)
     print(markdown)
-    print(f"results: {path}")
+    return Section("checks", {"day": jobevents.BASE_DAY, "rules": [r.name for r in RULES], "results": results},
+                   markdown)
 
 
 if __name__ == "__main__":

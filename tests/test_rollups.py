@@ -1,6 +1,9 @@
 """Rollups: totals reconcile with the source, statistics are ordered, the lake reads with hive partitioning."""
 
+import math
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
@@ -12,7 +15,18 @@ from dagster import AssetKey, DagsterInstance, build_schedule_context
 
 from forge_assets.days import day_window
 from forge_assets.rollups.registry import ROLLUPS
-from forge_assets.rollups.spec import compute_rollup
+from forge_assets.rollups.spec import (
+    Reconciliation,
+    RollupSpec,
+    compute_rollup,
+    exact_seconds,
+    flag,
+    hour,
+    integer,
+    real,
+    real4,
+    text,
+)
 
 ROLLUP_NAMES = [spec.name for spec in ROLLUPS]
 
@@ -147,6 +161,54 @@ def test_a_day_without_data_is_an_empty_table_with_the_schema(connect):
     for spec in ROLLUPS:
         tables = compute_rollup(connect(spec.source), spec, long_ago, long_ago)
         assert tables[long_ago].num_rows == 0 and tables[long_ago].schema == spec.schema
+
+
+@dataclass(frozen=True)
+class _InlineSpec(RollupSpec):
+    """A rollup whose query is given inline rather than read from sql/rollups/."""
+
+    inline_query: str = ""
+
+    @property
+    def query(self) -> str:
+        return self.inline_query
+
+
+_AWKWARD_VALUES = _InlineSpec(
+    name="awkward_values", source="forge", description="every declared type at its awkward values", reads=(),
+    columns=(text("empty", ""), text("missing", ""), text("quoted", ""), flag("yes", ""), flag("unknown", ""),
+             exact_seconds("exact", ""), real4("single", ""), real("double", ""), real("tiny", ""),
+             real("infinite", ""), real("not_a_number", ""), hour(), integer("big", "")),
+    reconciliation=Reconciliation("big"),
+    inline_query="SELECT %(start)s::date AS day, ''::text AS empty, NULL::text AS missing, "
+    "E'a,\"b\"\\nc''d' AS quoted, true AS yes, NULL::boolean AS unknown, "
+    "123456789012345.678::numeric(18,3) AS exact, 0.1::real AS single, 0.1::float8 + 0.2::float8 AS double, "
+    "5e-324::float8 AS tiny, '-Infinity'::float8 AS infinite, 'NaN'::float8 AS not_a_number, "
+    "%(start)s::timestamptz + interval '5 hours 30 minutes' AS hour, 9223372036854775807::bigint AS big",
+)
+
+
+def test_every_type_comes_back_exactly_as_postgresql_computed_it(connect):
+    """NULL and '' stay apart; quotes, commas and newlines in text, exact decimals, float4/float8 bits (subnormal,
+    infinite, NaN), booleans and timestamps survive the transfer, whatever the session's time zone."""
+    conn = connect("forge")
+    conn.execute("SET TIME ZONE 'Asia/Kolkata'")
+    try:
+        table = compute_rollup(conn, _AWKWARD_VALUES, date(2026, 3, 1), date(2026, 3, 1))[date(2026, 3, 1)]
+    finally:
+        conn.execute("RESET TIME ZONE")
+    assert table.schema == _AWKWARD_VALUES.schema
+    row = table.to_pylist()
+    assert len(row) == 1
+    got = row[0]
+    assert (got["empty"], got["missing"], got["quoted"]) == ("", None, 'a,"b"\nc\'d')
+    assert (got["yes"], got["unknown"]) == (True, None)
+    assert got["exact"] == Decimal("123456789012345.678")
+    assert table["single"].type == pa.float32() and got["single"] == pa.scalar(0.1, pa.float32()).as_py()
+    assert (got["double"], got["tiny"], got["infinite"]) == (0.1 + 0.2, 5e-324, -math.inf)
+    assert math.isnan(got["not_a_number"])
+    assert got["hour"] == datetime(2026, 3, 1, 5, 30, tzinfo=timezone.utc)
+    assert got["big"] == 2**63 - 1
 
 
 def _run_rollups(first: str, last: str, instance):

@@ -3,12 +3,15 @@ days, returning only aggregated rows, split into one Arrow table per day. No Dag
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from psycopg import sql
 
 from forge_assets.days import day_window
 from forge_assets.sql_files import sql_root
@@ -104,26 +107,44 @@ class RollupSpec:
 def compute_rollup(conn: psycopg.Connection, spec: RollupSpec, first_day: date, last_day: date) -> dict[date, pa.Table]:
     """Run the rollup for every day in [first_day, last_day] in one query; return one table per day.
 
-    Days without source rows map to an empty table with the declared schema, so that BI readers of the
-    lake always find a file with the right columns.
+    The rows travel as `COPY (query) TO STDOUT (FORMAT csv)` and are parsed by Arrow's CSV reader into the
+    declared types (PostgreSQL prints floats in their shortest exact form, so values are unchanged): about
+    twice as fast as building Python tuples for the rollups of 100k+ rows. Days without source rows map to
+    an empty table with the declared schema, so that BI readers of the lake always find a file with the
+    right columns.
     """
     start, end = day_window(first_day, last_day)
-    with conn.cursor() as cursor:
-        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-        cursor.execute(spec.query, {"start": start, "end": end})
-        names = [d.name for d in cursor.description]
-        rows = cursor.fetchall()
+    params = {"start": start, "end": end}
+    query = sql.SQL(spec.query)
     expected = ["day", *(c.name for c in spec.columns)]
-    if names != expected:
-        raise RollupSchemaError(f"rollup {spec.name} returned columns {names}, expected {expected}")
-    days = pa.array([r[0] for r in rows], pa.date32())
-    table = pa.table(
-        {c.name: pa.array([r[i] for r in rows], c.type) for i, c in enumerate(spec.columns, start=1)},
-        schema=spec.schema,
-    )
+    with conn.transaction(), conn.cursor() as cursor:  # SET LOCAL holds in autocommit connections too
+        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+        cursor.execute("SET LOCAL DateStyle = 'ISO'")
+        cursor.execute(sql.SQL("SELECT * FROM (\n{}\n) AS rollup LIMIT 0").format(query), params)  # planned only
+        names = [d.name for d in cursor.description]
+        if names != expected:
+            raise RollupSchemaError(f"rollup {spec.name} returned columns {names}, expected {expected}")
+        csv = io.BytesIO()
+        with cursor.copy(sql.SQL("COPY (\n{}\n) TO STDOUT (FORMAT csv)").format(query), params) as copy:
+            for block in copy:
+                csv.write(block)
+    table = _read_csv(csv.getvalue(), spec)
+    days = table["day"]
+    table = table.drop_columns(["day"])
     result = {}
     day = first_day
     while day <= last_day:
         result[day] = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
         day += timedelta(days=1)
     return result
+
+
+def _read_csv(data: bytes, spec: RollupSpec) -> pa.Table:
+    """PostgreSQL's CSV (NULL: an unquoted empty field; '': a quoted one; booleans t/f) in the spec's types."""
+    schema = pa.schema([pa.field("day", pa.date32()), *spec.schema])
+    if not data:
+        return schema.empty_table()
+    options = pacsv.ConvertOptions(column_types=schema, true_values=["t"], false_values=["f"], null_values=[""],
+                                   strings_can_be_null=True, quoted_strings_can_be_null=False)
+    return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(column_names=schema.names),
+                          convert_options=options)
