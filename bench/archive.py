@@ -200,6 +200,9 @@ def measure(method: str, days: list[date], repeat: int, after=None) -> list[dict
     return runs
 
 
+_INSERTING_JOB = 999_999  # the job whose events the insert-latency probe writes (removed afterwards)
+
+
 def insert_latencies(stop: threading.Event, into: list[float]) -> None:
     """Single-row autocommit inserts of a running job's events, as fast as they go, until `stop`."""
     with jobevents.connect() as conn:
@@ -209,7 +212,7 @@ def insert_latencies(stop: threading.Event, into: list[float]) -> None:
             counter += 1
             began = time.perf_counter()
             conn.execute("INSERT INTO main_jobevent (created, modified, job_created, job_id, event, counter) "
-                         "VALUES (now(), now(), now(), 999999, 'runner_on_ok', %s)", (counter,))
+                         "VALUES (now(), now(), now(), %s, 'runner_on_ok', %s)", (_INSERTING_JOB, counter))
             into.append(time.perf_counter() - began)
             time.sleep(0.002)
 
@@ -227,21 +230,29 @@ def insert_latencies_during(during) -> list[float]:
     return latencies
 
 
+def _quantiles(latencies: list[float]) -> dict:
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"inserts": len(latencies), "p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000,
+            "max_ms": max(latencies) * 1000}
+
+
+def insert_impact(day: date, archive) -> dict:
+    """Single-row insert latencies on an idle server, then while `archive()` archives `day`; afterwards the
+    inserted rows are removed and the day is reset."""
+    idle = insert_latencies_during(lambda: time.sleep(5))
+    busy = insert_latencies_during(archive)
+    with jobevents.connect() as conn:
+        conn.execute(f"DELETE FROM main_jobevent WHERE job_id = {_INSERTING_JOB}")  # noqa: S608 (a constant)
+    jobevents.reset([day])
+    return {"idle": _quantiles(idle), "during_archive": _quantiles(busy)}
+
+
 def purge_impact(day: date) -> dict:
     """p50/p99 insert latency on an idle server, then while the day is archived (in a child process)."""
-    idle = insert_latencies_during(lambda: time.sleep(5))
     archived = []
-    busy = insert_latencies_during(lambda: archived.append(run_child("bench", "archive", "--child", "archive", day.isoformat(),
-                                                    day.isoformat())))
-    with jobevents.connect() as conn:
-        conn.execute("DELETE FROM main_jobevent WHERE job_id = 999999")
-    jobevents.reset([day])
-
-    def quantiles(values):
-        cuts = statistics.quantiles(values, n=100)
-        return {"inserts": len(values), "p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000,
-                "max_ms": max(values) * 1000}
-    return {"idle": quantiles(idle), "during_archive": quantiles(busy), "archive": archived[0]}
+    impact = insert_impact(day, lambda: archived.append(
+        run_child("bench", "archive", "--child", "archive", day.isoformat(), day.isoformat())))
+    return {**impact, "archive": archived[0]}
 
 
 def summarise(runs: list[dict], rows: int) -> dict:

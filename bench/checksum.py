@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import jobevents
-from bench.archive import FAR_FUTURE, _warm_up, insert_latencies_during
+from bench.archive import FAR_FUTURE, _warm_up, insert_impact
 from bench.common import Section, machine, peak_rss_mb, run_child, write_section
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -83,17 +83,7 @@ def purge_impact(day: date) -> dict:
                     raise
                 attempts.append("gave up after lock_timeout")
 
-    idle = insert_latencies_during(lambda: time.sleep(5))
-    busy = insert_latencies_during(archive)
-    with jobevents.connect() as conn:
-        conn.execute("DELETE FROM main_jobevent WHERE job_id = 999999")
-    jobevents.reset([day])
-
-    def quantiles(values):
-        cuts = statistics.quantiles(values, n=100)
-        return {"inserts": len(values), "p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000,
-                "max_ms": max(values) * 1000}
-    return {"idle": quantiles(idle), "during_archive": quantiles(busy), "attempts": attempts}
+    return {**insert_impact(day, archive), "attempts": attempts}
 
 
 def main(argv: list[str]) -> None:
