@@ -21,6 +21,7 @@ from forge_assets.assets.names import RUN_TAG_TABLE
 from forge_assets.db import drop_source_databases
 from forge_assets.instance import instance_config, storage_url
 from forge_assets.retention.catalog import entries
+from forge_assets.retention.engine import _lock_key
 
 ENTRY = entries("goforge", "audit_logs")[0]  # no rollup reads it: the sensor archives it straight away
 KEEP_DAYS = 2
@@ -52,7 +53,7 @@ def world(settings, tmp_path_factory):
            "FORGE_SOURCES": "goforge", "FORGE_POLICY": str(policy),
            "FORGE_START_DATE": (ANCHOR - timedelta(days=SEED_DAYS)).date().isoformat(),
            "FORGE_SENSOR_INTERVAL_SECONDS": "10", "FORGE_RETRY_BACKOFF": "10s"}
-    yield target, env, home
+    yield target, env
     drop_source_databases(target)
 
 
@@ -82,8 +83,8 @@ def _daemon_pid(group: int) -> int | None:
     return next((int(line.split()[0]) for line in listing.splitlines() if "dagster._daemon" in line), None)
 
 
-def test_a_killed_run_and_a_killed_daemon_lose_nothing(world, tmp_path):
-    target, env, home = world
+def test_a_killed_run_and_a_killed_daemon_lose_nothing(world, tmp_path, monkeypatch):
+    target, env = world
     with conn_to(target, "goforge") as conn:
         days = _days(conn)
         before = {day: _keys(day_keys_in_postgres(conn, ENTRY, day)) for day in days}
@@ -91,9 +92,10 @@ def test_a_killed_run_and_a_killed_daemon_lose_nothing(world, tmp_path):
         due = [d for d in days if d < (ANCHOR - timedelta(days=KEEP_DAYS)).date()]
     assert oldest in due and sum(len(before[d]) for d in due) > 0
     holder = conn_to(target, "goforge", autocommit=True)  # the engine waits for its (entry, day) lock
-    holder.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", (ENTRY.key, oldest.toordinal()))
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "DAGSTER_PG_URL")}
-    os.environ.update({k: env[k] for k in saved})
+    lock = _lock_key(ENTRY, oldest)
+    holder.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", lock)
+    for key in ("DAGSTER_HOME", "DAGSTER_PG_URL"):  # DagsterInstance.get() below: the instance `dev` uses
+        monkeypatch.setenv(key, env[key])
     log = tmp_path / "dev.log"
     process = start_dev(env, free_port(), log)
     try:
@@ -108,7 +110,7 @@ def test_a_killed_run_and_a_killed_daemon_lose_nothing(world, tmp_path):
             failed = _wait("the killed run to be marked failed", lambda: (
                 r := instance.get_run_by_id(run.run_id)).status == DagsterRunStatus.FAILURE and r, log=log, instance=instance)
             assert failed.status == DagsterRunStatus.FAILURE
-            holder.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", (ENTRY.key, oldest.toordinal()))
+            holder.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", lock)
 
             # 2. The daemon dies: `forge-assets dev` stops and says which process went away.
             daemon = _wait("the daemon process", lambda: _daemon_pid(process.pid), log=log, instance=instance)
@@ -131,11 +133,6 @@ def test_a_killed_run_and_a_killed_daemon_lose_nothing(world, tmp_path):
     finally:
         stop_dev(process, signal.SIGTERM)
         holder.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     with conn_to(target, "goforge") as conn:
         for day in days:
             where = _keys(day_keys_in_postgres(conn, ENTRY, day)) + _keys(
