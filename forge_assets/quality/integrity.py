@@ -21,7 +21,7 @@ from forge_assets.lake import LakePathError, LakeStoreError, file_exists, ledger
 from forge_assets.quality.outcome import MAX_SAMPLES, Outcome, broken
 from forge_assets.quality.queries import Window
 from forge_assets.retention.catalog import TableEntry
-from forge_assets.retention.content import column_hashes
+from forge_assets.retention.content import row_hashes
 from forge_assets.retention.stream import reread
 
 ENGINE = "parquet"
@@ -60,10 +60,7 @@ def _row_hashes(path: Path, names: list[str], types: dict[str, str]) -> Iterator
     parquet = pq.ParquetFile(path)
     for group in range(parquet.metadata.num_row_groups):
         table = parquet.read_row_group(group, columns=names, use_threads=False)
-        hashes = np.zeros(table.num_rows, dtype=np.uint64)
-        for seed, name in enumerate(names, 1):
-            hashes ^= column_hashes(table.column(name).combine_chunks(), types[name], seed)
-        yield table, hashes
+        yield table, row_hashes(table, [(name, types[name]) for name in names])
 
 
 def _pg_types(path: Path) -> dict[str, str]:

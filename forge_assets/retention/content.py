@@ -156,15 +156,22 @@ def column_hashes(column: pa.Array, pg_type: str, seed: int) -> np.ndarray:
     return out
 
 
-def batch_checksum(batch: pa.RecordBatch | pa.Table, columns) -> Checksum:
-    """The content checksum of rows held in Arrow, columns as archived (`columns`: name and pg_type)."""
+def row_hashes(batch: pa.RecordBatch | pa.Table, typed: list[tuple[str, str]]) -> np.ndarray:
+    """One 64-bit hash per row over the (name, pg_type) columns: the XOR of each value's hash, seeded by the
+    column's place (1-based), as PostgreSQL computes it in `hashed_query`."""
     rows = np.zeros(batch.num_rows, dtype=np.uint64)
-    for i, c in enumerate(columns):
-        column = batch.column(c.name)
+    for seed, (name, pg_type) in enumerate(typed, 1):
+        column = batch.column(name)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
-        rows ^= column_hashes(column, c.pg_type, i + 1)
-    return Checksum(batch.num_rows, int(rows.sum(dtype=np.uint64)))
+        rows ^= column_hashes(column, pg_type, seed)
+    return rows
+
+
+def batch_checksum(batch: pa.RecordBatch | pa.Table, columns) -> Checksum:
+    """The content checksum of rows held in Arrow, columns as archived (`columns`: name and pg_type)."""
+    hashes = row_hashes(batch, [(c.name, c.pg_type) for c in columns])
+    return Checksum(batch.num_rows, int(hashes.sum(dtype=np.uint64)))
 
 
 def combine(*checksums: Checksum) -> Checksum:
