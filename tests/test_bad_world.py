@@ -200,13 +200,13 @@ def test_absurd_days_and_lakes_are_one_line(hist, args, env, expected):
 
 
 @pytest.mark.parametrize(("query", "expected"), [("connect_timeout=abc", "connect_timeout"),
-                                                 ("options=-c%20statement_timeout%3D1", "statement timeout")])
+                                                 ("options=-c%20default_transaction_read_only%3Don", "the connection is read-only")])
 def test_hostile_connection_parameters_are_one_line(hist, query, expected):
     params = psycopg.conninfo.conninfo_to_dict(source_conninfo(hist, "orchestry"))
     url = f"postgresql://{params.get('user', 'postgres')}@/{params['dbname']}?host={params.get('host', '')}&{query}"
     with conn_to(hist, "orchestry") as conn:
         before = content(conn, EVENTS)
-    one_line(cli(hist, "archive", "--source", "orchestry", "--table", "events", "--until", "2026-02-01",
+    one_line(cli(hist, "archive", "--source", "orchestry", "--table", "events", "--until", str(NOW.date()),
                  env={"FORGE_ORCHESTRY_URL": url}), expected)
     with conn_to(hist, "orchestry") as conn:
         assert content(conn, EVENTS) == before
