@@ -1,137 +1,150 @@
-"""PostgreSQL's hash functions (src/common/hashfn.c, little-endian), compiled by numba: what the content
-checksum (content.py) reproduces bit for bit. Imported only when a file is checked (numba takes seconds to
-import); compiled once, then cached next to this file."""
+"""PostgreSQL's hash functions (src/common/hashfn.c, little-endian) over numpy arrays, vectorized across
+values: what the content checksum (content.py) reproduces bit for bit. The 32-bit state lives in uint32 arrays,
+so numpy's wrapping arithmetic is lookup3's; strings are hashed 8,192 at a time (their state stays in the CPU's
+cache), their 12-byte blocks taken in rounds across the strings still that long (longest first, so each round
+works on a prefix)."""
 
-import numba
 import numpy as np
 
+_U32 = np.uint32
+_GOLDEN = 0x9E3779B9 + 3923095
 
-@numba.njit(inline="always")
+
 def _rot(x, k):
-    return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
+    return (x << _U32(k)) | (x >> _U32(32 - k))
 
 
-@numba.njit(inline="always")
 def _mix(a, b, c):
-    a = (a - c) & 0xFFFFFFFF
+    a -= c
     a ^= _rot(c, 4)
-    c = (c + b) & 0xFFFFFFFF
-    b = (b - a) & 0xFFFFFFFF
+    c += b
+    b -= a
     b ^= _rot(a, 6)
-    a = (a + c) & 0xFFFFFFFF
-    c = (c - b) & 0xFFFFFFFF
+    a += c
+    c -= b
     c ^= _rot(b, 8)
-    b = (b + a) & 0xFFFFFFFF
-    a = (a - c) & 0xFFFFFFFF
+    b += a
+    a -= c
     a ^= _rot(c, 16)
-    c = (c + b) & 0xFFFFFFFF
-    b = (b - a) & 0xFFFFFFFF
+    c += b
+    b -= a
     b ^= _rot(a, 19)
-    a = (a + c) & 0xFFFFFFFF
-    c = (c - b) & 0xFFFFFFFF
+    a += c
+    c -= b
     c ^= _rot(b, 4)
-    b = (b + a) & 0xFFFFFFFF
-    return a, b, c
+    b += a
 
 
-@numba.njit(inline="always")
 def _final(a, b, c):
     c ^= b
-    c = (c - _rot(b, 14)) & 0xFFFFFFFF
+    c -= _rot(b, 14)
     a ^= c
-    a = (a - _rot(c, 11)) & 0xFFFFFFFF
+    a -= _rot(c, 11)
     b ^= a
-    b = (b - _rot(a, 25)) & 0xFFFFFFFF
+    b -= _rot(a, 25)
     c ^= b
-    c = (c - _rot(b, 16)) & 0xFFFFFFFF
+    c -= _rot(b, 16)
     a ^= c
-    a = (a - _rot(c, 4)) & 0xFFFFFFFF
+    a -= _rot(c, 4)
     b ^= a
-    b = (b - _rot(a, 14)) & 0xFFFFFFFF
+    b -= _rot(a, 14)
     c ^= b
-    c = (c - _rot(b, 24)) & 0xFFFFFFFF
+    c -= _rot(b, 24)
+
+
+def _seeded(lengths: np.ndarray, seed: int):
+    """lookup3's initial state for keys of `lengths` bytes and a 64-bit seed, as three uint32 arrays."""
+    a = (lengths.astype(np.uint64) + _GOLDEN).astype(_U32)
+    b, c = a.copy(), a.copy()
+    if seed:
+        a += _U32((seed >> 32) & 0xFFFFFFFF)
+        b += _U32(seed & 0xFFFFFFFF)
+        _mix(a, b, c)
     return a, b, c
 
 
-@numba.njit(inline="always")
-def _seeded(length, seed):
-    a = b = c = (np.uint64(0x9E3779B9) + np.uint64(length) + np.uint64(3923095)) & 0xFFFFFFFF
-    if seed != 0:
-        a = (a + (seed >> 32)) & 0xFFFFFFFF
-        b = (b + (seed & 0xFFFFFFFF)) & 0xFFFFFFFF
-        a, b, c = _mix(a, b, c)
-    return a, b, c
+def _result(b, c) -> np.ndarray:
+    return (b.astype(np.uint64) << np.uint64(32)) | c
 
 
-@numba.njit(inline="always")
-def _word(data, at, count):
-    value = np.uint64(0)
-    for j in range(count):
-        value |= np.uint64(data[at + j]) << np.uint64(8 * j)
-    return value
-
-
-@numba.njit(cache=True, nogil=True)
-def _hash_bytes(data, offsets, seed, rtrim, out):
-    """hash_bytes_extended of each string data[offsets[i]:offsets[i+1]] (rtrim: less trailing blanks)."""
-    for i in range(len(offsets) - 1):
-        at = offsets[i]
-        length = offsets[i + 1] - at
-        if rtrim:
-            while length > 0 and data[at + length - 1] == 32:
-                length -= 1
-        a, b, c = _seeded(length, seed)
-        while length >= 12:
-            a = (a + _word(data, at, 4)) & 0xFFFFFFFF
-            b = (b + _word(data, at + 4, 4)) & 0xFFFFFFFF
-            c = (c + _word(data, at + 8, 4)) & 0xFFFFFFFF
-            a, b, c = _mix(a, b, c)
-            at += 12
-            length -= 12
-        if length >= 9:
-            c = (c + (_word(data, at + 8, length - 8) << np.uint64(8))) & 0xFFFFFFFF
-        if length >= 5:
-            b = (b + _word(data, at + 4, min(length, 8) - 4)) & 0xFFFFFFFF
-        if length >= 1:
-            a = (a + _word(data, at, min(length, 4))) & 0xFFFFFFFF
-        a, b, c = _final(a, b, c)
-        out[i] = (b << np.uint64(32)) | c
-
-
-@numba.njit(cache=True, nogil=True)
-def _hash_uint32(values, seed, out):
+def hash_uint32(values: np.ndarray, seed: int) -> np.ndarray:
     """hash_bytes_uint32_extended (hashint2extended, hashint4extended) of each value's low 32 bits."""
-    for i in range(len(values)):
-        a, b, c = _seeded(4, seed)
-        a = (a + (np.uint64(values[i]) & 0xFFFFFFFF)) & 0xFFFFFFFF
-        a, b, c = _final(a, b, c)
-        out[i] = (b << np.uint64(32)) | c
+    a, b, c = _seeded(np.full(len(values), 4, dtype=np.uint32), seed)
+    a += values.astype(np.uint64).astype(_U32)
+    _final(a, b, c)
+    return _result(b, c)
 
 
-@numba.njit(cache=True, nogil=True)
-def _fold_int64(values, out):
+def fold_int64(values: np.ndarray) -> np.ndarray:
     """hashint8extended's fold of a 64-bit integer into the 32 bits it hashes."""
-    for i in range(len(values)):
-        v = values[i]
-        low = np.uint64(v) & 0xFFFFFFFF
-        high = (np.uint64(v) >> np.uint64(32)) & 0xFFFFFFFF
-        out[i] = low ^ (high if v >= 0 else (~high & 0xFFFFFFFF))
-
-
-@numba.njit(cache=True, nogil=True)
-def _hash_float8(values, seed, out):
-    """hashfloat8extended: 0 (and -0) hash to the seed, every NaN like PostgreSQL's NaN, else the 8 bytes."""
     bits = values.view(np.uint64)
-    for i in range(len(values)):
-        v = values[i]
-        if v == 0.0:
-            out[i] = seed
-            continue
-        word = np.uint64(0x7FF8000000000000) if v != v else bits[i]
-        a, b, c = _seeded(8, seed)
-        b = (b + (word >> np.uint64(32))) & 0xFFFFFFFF
-        a = (a + (word & 0xFFFFFFFF)) & 0xFFFFFFFF
-        a, b, c = _final(a, b, c)
-        out[i] = (b << np.uint64(32)) | c
+    low, high = bits & np.uint64(0xFFFFFFFF), bits >> np.uint64(32)
+    return low ^ np.where(values >= 0, high, ~high & np.uint64(0xFFFFFFFF))
 
 
+def hash_float8(values: np.ndarray, seed: int) -> np.ndarray:
+    """hashfloat8extended: 0 (and -0) hash to the seed, every NaN like PostgreSQL's NaN, else the 8 bytes."""
+    word = np.where(np.isnan(values), np.uint64(0x7FF8000000000000), values.view(np.uint64))
+    a, b, c = _seeded(np.full(len(values), 8, dtype=np.uint32), seed)
+    b += (word >> np.uint64(32)).astype(_U32)
+    a += word.astype(_U32)
+    _final(a, b, c)
+    out = _result(b, c)
+    out[values == 0.0] = np.uint64(seed)
+    return out
+
+
+_STRINGS_AT_ONCE = 8192
+
+
+def hash_bytes(data: np.ndarray, offsets: np.ndarray, seed: int, rtrim: bool) -> np.ndarray:
+    """hash_bytes_extended of each string data[offsets[i]:offsets[i+1]] (rtrim: less trailing blanks)."""
+    out = np.empty(len(offsets) - 1, dtype=np.uint64)
+    for first in range(0, len(out), _STRINGS_AT_ONCE):
+        part = offsets[first:first + _STRINGS_AT_ONCE + 1]
+        out[first:first + len(part) - 1] = _hash_strings(data[part[0]:part[-1]], part - part[0], seed, rtrim)
+    return out
+
+
+def _hash_strings(data: np.ndarray, offsets: np.ndarray, seed: int, rtrim: bool) -> np.ndarray:
+    starts = offsets[:-1].astype(np.int64)
+    lengths = np.diff(offsets).astype(np.int64)
+    padded = np.zeros(len(data) + 16, dtype=np.uint8)
+    padded[:len(data)] = data
+    if rtrim:
+        while True:
+            blank = (lengths > 0) & (padded[starts + lengths - 1] == 32)
+            if not blank.any():
+                break
+            lengths[blank] -= 1
+    # every unaligned little-endian 4-byte word, and 12-byte block, of the data: one per byte position
+    words = np.ndarray(shape=(len(padded) - 3,), dtype="<u4", buffer=padded, strides=(1,))
+    twelves = np.ndarray(shape=(len(padded) - 11,), dtype="V12", buffer=padded, strides=(1,))
+    blocks = lengths // 12
+    order = np.argsort(-blocks, kind="stable")
+    starts, lengths, blocks = starts[order], lengths[order], blocks[order]
+    a, b, c = _seeded(lengths, seed)
+    # strings with more than r blocks are the first active[r] of the order
+    active = len(blocks) - np.searchsorted(blocks[::-1], np.arange(1, (blocks[0] if len(blocks) else 0) + 1),
+                                           side="left")
+    for r, k in enumerate(active):
+        block = twelves[starts[:k] + 12 * r].view("<u4").reshape(k, 3)
+        ak, bk, ck = a[:k], b[:k], c[:k]
+        ak += block[:, 0]
+        bk += block[:, 1]
+        ck += block[:, 2]
+        _mix(ak, bk, ck)
+    at = starts + 12 * blocks
+    rest = lengths - 12 * blocks
+    c += np.where(rest >= 9, (words[at + 8] & _mask(rest - 8)) << _U32(8), _U32(0))
+    b += np.where(rest >= 5, words[at + 4] & _mask(np.minimum(rest, 8) - 4), _U32(0))
+    a += np.where(rest >= 1, words[at] & _mask(np.minimum(rest, 4)), _U32(0))
+    _final(a, b, c)
+    out = np.empty(len(order), dtype=np.uint64)
+    out[order] = _result(b, c)
+    return out
+
+
+def _mask(count: np.ndarray) -> np.ndarray:
+    """The low `count` bytes (0..4) of a 32-bit word."""
+    return ((np.uint64(1) << (8 * np.clip(count, 0, 4)).astype(np.uint64)) - np.uint64(1)).astype(_U32)

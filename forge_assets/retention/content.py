@@ -11,8 +11,7 @@ row's hash is the XOR of its columns' hashes (NULL is a constant per column); th
 rows and the wrapping 64-bit sum of row hashes. So a value changed anywhere, a value moved to another row or
 column, a row lost or repeated all change it, while the order of rows does not. PostgreSQL hashes each row in
 the export's own scan (`hashed_query`: one more column, summed and dropped before the file is written); the
-Python side runs compiled (numba, cached on disk, imported only when a file is checked) over the file as read
-back. So the check costs the hash expressions in PostgreSQL and one read of the file, no second scan.
+Python side runs vectorized over numpy arrays (`_lookup3`) over the file as read back. So the check costs the hash expressions in PostgreSQL and one read of the file, no second scan.
 """
 
 from __future__ import annotations
@@ -26,10 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from forge_assets.retention._lookup3 import fold_int64, hash_bytes, hash_float8, hash_uint32
 from forge_assets.retention.stream import combine_checksums, key_checksum
 
 TEXT = pa.string()
-_M32 = np.uint64(0xFFFFFFFF)
 _NULL = 0x6E756C6C00000000  # "null", shifted; plus the column's seed
 _TS_EPOCH_2000 = 946_684_800_000_000  # µs from 1970 to 2000 (PostgreSQL's epoch)
 _DATE_EPOCH_2000 = 10_957
@@ -117,19 +116,15 @@ def _int64(column: pa.Array) -> np.ndarray:
 
 def column_hashes(column: pa.Array, pg_type: str, seed: int) -> np.ndarray:
     """The PostgreSQL hash of each value of an Arrow column as archived (see the module docstring)."""
-    from forge_assets.retention._lookup3 import _fold_int64, _hash_bytes, _hash_float8, _hash_uint32
-
     kind = _kind(pg_type)
     n = len(column)
-    out = np.empty(n, dtype=np.uint64)
-    useed = np.uint64(seed)
     if kind in ("text", "bpchar") or pa.types.is_decimal(column.type) or pa.types.is_string(column.type):
         text = pc.cast(column, pa.large_string())
         offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset:text.offset + n + 1]
         data = np.frombuffer(text.buffers()[2] or b"\0", dtype=np.uint8)
-        _hash_bytes(data, offsets, useed, kind == "bpchar", out)
+        out = hash_bytes(data, offsets, seed, kind == "bpchar")
     elif kind in ("int2", "int4", "bool"):
-        _hash_uint32(_int64(column.cast(pa.int64()) if kind == "bool" else column), useed, out)
+        out = hash_uint32(_int64(column.cast(pa.int64()) if kind == "bool" else column), seed)
     elif kind in ("int8", "timestamp", "timestamptz", "date"):
         if kind == "int8":
             values = _int64(column)
@@ -142,15 +137,10 @@ def column_hashes(column: pa.Array, pg_type: str, seed: int) -> np.ndarray:
             values = raw - _TS_EPOCH_2000
             values[raw == _INT64_MAX] = _INT64_MAX
             values[raw == -_INT64_MAX] = -_INT64_MAX - 1
-        if kind == "date":
-            _hash_uint32(values, useed, out)
-        else:
-            folded = np.empty(n, dtype=np.uint64)
-            _fold_int64(values, folded)
-            _hash_uint32(folded, useed, out)
+        out = hash_uint32(values if kind == "date" else fold_int64(values), seed)
     else:  # float
-        _hash_float8(np.asarray(column.cast(pa.float64()).fill_null(0).to_numpy(zero_copy_only=False),
-                                dtype=np.float64), useed, out)
+        out = hash_float8(np.asarray(column.cast(pa.float64()).fill_null(0).to_numpy(zero_copy_only=False),
+                                     dtype=np.float64), seed)
     if column.null_count:
         out[np.asarray(column.is_null())] = np.uint64(_NULL + seed)
     return out
