@@ -1,5 +1,6 @@
 """The lake on object storage (issue 16), against real S3 servers started here: SeaweedFS for archive, purge,
-restore, checks and faults; moto's server where a fast endpoint is enough. The same guarantees as on disk:
+restore, checks and faults; moto's server where a fast endpoint is enough; smoke tests of Azure (Azurite) and
+GCS (fake-gcs-server). The same guarantees as on disk:
 a file is complete or absent, never overwritten, read back from the store before the purge commits, and a
 store failure is one line that loses nothing."""
 
