@@ -41,7 +41,8 @@ RETRIES = {"max_retries": 6, "retry_timeout": timedelta(seconds=60),
 # Up to SINGLE_PUT_BYTES a file goes in one conditional PUT (held in memory); above, in parts (bounded memory).
 SINGLE_PUT_BYTES = 32 << 20
 PART_BYTES, PART_CONCURRENCY = 8 << 20, 4
-_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "GOOGLE_STORAGE_ENDPOINT")
+# The endpoint variables obstore reads; an http:// one (a local server) is let through.
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AZURE_STORAGE_ENDPOINT", "GOOGLE_BASE_URL")
 
 
 class LakePathError(ValueError):
@@ -299,9 +300,13 @@ def remove_file(path: Location) -> None:
     """Remove one file (gone already is fine)."""
     if isinstance(path, ObjectPath):
         import obstore
+        from obstore.exceptions import NotFoundError
 
         with _request("delete", path):
-            obstore.delete(_store(path.bucket), path.key)
+            try:
+                obstore.delete(_store(path.bucket), path.key)
+            except (NotFoundError, FileNotFoundError):  # GCS and Azure answer 404 where S3 answers 204
+                pass
         return
     Path(path).unlink(missing_ok=True)
 

