@@ -10,46 +10,52 @@ _U32 = np.uint32
 _GOLDEN = 0x9E3779B9 + 3923095
 
 
-def _rot(x, k):
-    return (x << _U32(k)) | (x >> _U32(32 - k))
+def _rotate(x, k, out, scratch):
+    """out = x rotated left by k bits (out and scratch: arrays like x, overwritten)."""
+    np.left_shift(x, _U32(k), out=out)
+    np.right_shift(x, _U32(32 - k), out=scratch)
+    out |= scratch
+    return out
 
 
 def _mix(a, b, c):
+    r, s = np.empty_like(a), np.empty_like(a)
     a -= c
-    a ^= _rot(c, 4)
+    a ^= _rotate(c, 4, r, s)
     c += b
     b -= a
-    b ^= _rot(a, 6)
+    b ^= _rotate(a, 6, r, s)
     a += c
     c -= b
-    c ^= _rot(b, 8)
+    c ^= _rotate(b, 8, r, s)
     b += a
     a -= c
-    a ^= _rot(c, 16)
+    a ^= _rotate(c, 16, r, s)
     c += b
     b -= a
-    b ^= _rot(a, 19)
+    b ^= _rotate(a, 19, r, s)
     a += c
     c -= b
-    c ^= _rot(b, 4)
+    c ^= _rotate(b, 4, r, s)
     b += a
 
 
 def _final(a, b, c):
+    r, s = np.empty_like(a), np.empty_like(a)
     c ^= b
-    c -= _rot(b, 14)
+    c -= _rotate(b, 14, r, s)
     a ^= c
-    a -= _rot(c, 11)
+    a -= _rotate(c, 11, r, s)
     b ^= a
-    b -= _rot(a, 25)
+    b -= _rotate(a, 25, r, s)
     c ^= b
-    c -= _rot(b, 16)
+    c -= _rotate(b, 16, r, s)
     a ^= c
-    a -= _rot(c, 4)
+    a -= _rotate(c, 4, r, s)
     b ^= a
-    b -= _rot(a, 14)
+    b -= _rotate(a, 14, r, s)
     c ^= b
-    c -= _rot(b, 24)
+    c -= _rotate(b, 24, r, s)
 
 
 def _seeded(lengths: np.ndarray, seed: int):
