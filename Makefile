@@ -15,12 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Azurite (npm) for the Azure lake test, in .tools/ where npm exists; without it that one test is skipped.
+AZURITE := .tools/node_modules/.bin/azurite-blob
+$(AZURITE):
+	@if command -v npm >/dev/null 2>&1; then npm install --silent --no-audit --no-fund --prefix .tools azurite@3.35.0; \
+	else echo "npm not found: the Azure lake test will be skipped"; fi
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/forge-assets demo
 
-test: $(STAMP)
+test: $(STAMP) $(AZURITE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Minutes of archiving under a continuous insert stream (SOAK_SECONDS, default 180).

@@ -317,10 +317,16 @@ def test_the_readme_snippets_read_the_bucket(hist, seaweed, event_days, monkeypa
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public
 AZURITE_PORT = 21000
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def azurite_binary() -> str | None:
-    return os.environ.get("AZURITE_BLOB") or shutil.which("azurite-blob")
+    """AZURITE_BLOB, else the copy `make test` installs in .tools/ (npm), else one on the PATH."""
+    for candidate in (os.environ.get("AZURITE_BLOB"), PROJECT / ".tools" / "node_modules" / ".bin" / "azurite-blob",
+                      shutil.which("azurite-blob")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    return None
 
 
 def create_container(endpoint: str, name: str) -> None:
@@ -339,7 +345,7 @@ def create_container(endpoint: str, name: str) -> None:
 @pytest.fixture
 def azurite(tmp_path_factory, monkeypatch):
     if azurite_binary() is None:
-        pytest.skip("Azurite is not installed (npm install azurite; set AZURITE_BLOB to its azurite-blob)")
+        pytest.skip("Azurite is not installed (`make test` installs it where npm exists; or set AZURITE_BLOB)")
     server = subprocess.Popen([azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(AZURITE_PORT),
                                "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
                               cwd=tmp_path_factory.mktemp("azurite"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
