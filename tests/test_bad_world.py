@@ -329,8 +329,10 @@ def test_the_content_checksum_reproduces_postgresql_hash_functions(hist):
             expected = [conn.execute("SELECT hashfloat8extended(%s::float8, %s)", (f, seed)).fetchone()[0] % 2**64
                         for f in floats]
             assert column_hashes(pa.array(floats), "double precision", seed).tolist() == expected
-        # more strings than are hashed at once, in a slice of a longer array (an Arrow offset)
+        # more strings than are hashed at once, in a slice of a longer array (an Arrow offset), a few of them
+        # long (their last blocks are hashed in plain Python)
         many = ["".join(rng.choice("ab é🎉 ") for _ in range(rng.randrange(0, 90))) for _ in range(20_000)]
+        many[100:140] = ["é🎉ab" * rng.randrange(100, 30_000) for _ in range(40)]
         expected = [h % 2**64 for (h,) in conn.execute(
             "SELECT hashtextextended(t, 5) FROM unnest(%s::text[]) WITH ORDINALITY u(t, i) ORDER BY i", (many[3:],))]
         assert column_hashes(pa.array(many)[3:], "text", 5).tolist() == expected
