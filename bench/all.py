@@ -55,6 +55,60 @@ def largest_peak_rss(value) -> float:
     return 0.0
 
 
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def targets(sections: dict[str, Section]) -> list[str]:
+    """One table of the issues' targets (18; 16 for S3) against this run's figures, met or missed."""
+    rows = []
+    if "archive" in sections:
+        archive = sections["archive"].payload
+        for scope, label in (("day", "one day"), ("table", "whole table")):
+            found = archive["summary"][scope]
+            ours, raw, duck = (found[m]["rows_per_s"] for m in ("archive", "raw", "duckdb"))
+            rss = found["archive"]["peak_rss_mb"]
+            rows.append(f"| archive + verify + purge, {label}: ≥ 0.45x raw, ≥ 1.2x DuckDB, ≤ {RSS_LIMIT_MB} MB | "
+                        f"{ours / raw:.2f}x raw, {ours / duck:.2f}x DuckDB, {rss:.0f} MB | "
+                        f"{_verdict(ours / raw >= 0.45 and ours / duck >= 1.2 and rss <= RSS_LIMIT_MB)} |")
+        restore = archive["restore"]
+        rows.append(f"| restore ≥ 1.0x the archive's rows/s, ≤ {RSS_LIMIT_MB} MB | {restore['vs_archive']:.2f}x, "
+                    f"{restore['peak_rss_mb']:.0f} MB | "
+                    f"{_verdict(restore['vs_archive'] >= 1.0 and restore['peak_rss_mb'] <= RSS_LIMIT_MB)} |")
+    if "checksum" in sections:
+        checksum = sections["checksum"].payload
+        rows.append(f"| content checksum ≤ 15% of archive rows/s | {checksum['cost'] * 100:+.0f}% wall, "
+                    f"{checksum['cpu_cost'] * 100:+.0f}% CPU | {_verdict(checksum['cost'] <= 0.15)} |")
+    if "checks" in sections:
+        peaks: dict[str, float] = {}
+        for size in sections["checks"].payload["results"].values():
+            for case in size["cases"].values():
+                for method, summary in case["summary"].items():
+                    if method != "pandas":  # the peer, not one of forge_assets' evaluators
+                        peaks[method] = max(peaks.get(method, 0.0), summary["peak_rss_mb"])
+        sizes = ", ".join(f"{int(r) / 1e6:g}M" for r in sections["checks"].payload["results"])
+        for method, peak in peaks.items():
+            rows.append(f"| checks ≤ {RSS_LIMIT_MB} MB ({sizes} rows, clean and all failing): {method} | "
+                        f"{peak:,.0f} MB | {_verdict(peak <= RSS_LIMIT_MB)} |")
+    if "rollups" in sections:
+        rollups = sections["rollups"].payload
+        compared = [r for r in rollups["results"] if "ratio" in r]
+        slowest = min(compared, key=lambda r: r["ratio"])
+        rows.append(f"| every rollup ≥ 2x pandas | lowest {slowest['ratio']:.1f}x ({slowest['rollup']}) | "
+                    f"{_verdict(slowest['ratio'] >= 2.0)} |")
+        total = rollups["postgres_seconds_all"]
+        rows.append(f"| all rollups of a day < 5 s of PostgreSQL | {total:.2f} s | {_verdict(total < 5.0)} |")
+    if "s3" in sections:
+        s3 = sections["s3"].payload
+        rss = s3["summary"]["s3"]["peak_rss_mb"]
+        rows.append(f"| archive to S3 ≥ 0.8x local disk, ≤ {RSS_LIMIT_MB} MB (issue 16) | {s3['ratio']:.2f}x, "
+                    f"{rss:.0f} MB | {_verdict(s3['ratio'] >= 0.8 and rss <= RSS_LIMIT_MB)} |")
+    if not rows:
+        return []
+    return ["## Targets", "", "| target | this run | |", "|---|---|---|", *rows, "",
+            "What limits each miss, profiled, and what was tried: README.md, Benchmarks.", ""]
+
+
 def chart(sections: dict[str, Section], path: Path) -> None:
     """One PNG: archive rows/s by method, rollups pandas/SQL, check peak RSS, checksum cost."""
     import matplotlib
@@ -142,6 +196,7 @@ def main(argv: list[str]) -> None:
         "",
         f"![every benchmark]({path.with_suffix('.png').name})",
         "",
+        *targets(sections),
     ]
     for section in sections.values():  # each benchmark's title becomes a section; the one chart replaces theirs
         lines += ["#" + "\n".join(line for line in section.markdown.strip().splitlines()
