@@ -47,8 +47,8 @@ def _load() -> str:
 def largest_peak_rss(value) -> float:
     """The largest `peak_rss_mb` anywhere in a benchmark's figures (each measured child reports its own)."""
     if isinstance(value, dict):  # `peak_rss_mb`, or per method (`sql_rss_mb`, `pandas_rss_mb`)
-        own = [v for k, v in value.items() if k.endswith("rss_mb") and isinstance(v, (int, float))]
-        found = [largest_peak_rss(v) for k, v in value.items() if not k.endswith("rss_mb")]
+        own = [v for k, v in value.items() if str(k).endswith("rss_mb") and isinstance(v, (int, float))]
+        found = [largest_peak_rss(v) for k, v in value.items() if not str(k).endswith("rss_mb")]
         return max([*found, *own, 0.0])
     if isinstance(value, list):
         return max([largest_peak_rss(v) for v in value] or [0.0])
