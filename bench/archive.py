@@ -157,10 +157,14 @@ def method_archive(days: list[date]) -> dict:
 
 def _warm_up() -> None:
     """Import the content checksum (and run each of its hash kinds once) before the clock starts: imports are
-    excluded from every method's time."""
+    excluded from every method's time. Like `forge-assets archive` and `restore`, keep pyarrow from importing
+    pandas."""
     import pyarrow as pa
 
     from forge_assets.retention.content import column_hashes
+    from forge_assets.retention.stream import skip_pandas_probe
+
+    skip_pandas_probe()
 
     for pg_type, array in (("text", pa.array(["x"])), ("bigint", pa.array([1])), ("integer", pa.array([1], pa.int32())),
                            ("double precision", pa.array([1.0])),
@@ -171,7 +175,9 @@ def _warm_up() -> None:
 def method_restore(days: list[date]) -> dict:
     from forge_assets.retention.catalog import entries
     from forge_assets.retention.engine import restore_day
+    from forge_assets.retention.stream import skip_pandas_probe
 
+    skip_pandas_probe()  # as `forge-assets restore` does
     entry = entries("forge", "main_jobevent")[0]
     began = time.perf_counter()
     with jobevents.connect() as conn:

@@ -28,7 +28,7 @@ from forge_assets.retention.engine import RetentionError, restore
 from forge_assets.retention.ownership import LakeOwnershipError
 from forge_assets.retention.policy import PolicyError, current_policy, describe_policy, effective_entries
 from forge_assets.retention.preflight import PreflightError, check_restore
-from forge_assets.retention.stream import ExportError
+from forge_assets.retention.stream import ExportError, skip_pandas_probe
 from forge_assets.roles import grant_statements, ownership_note
 from forge_assets.seed.common import SeedPlan
 from forge_assets.seed.load import SeedError, seed_sources
@@ -218,6 +218,7 @@ def _seed(settings: Settings, args) -> None:
 
 
 def _archive(settings: Settings, args) -> int:
+    skip_pandas_probe()
     reports = archive_source(settings, args.source, datetime.now(timezone.utc), args.table, args.day, args.until,
                              args.dry_run, args.wait)
     print_archive_reports(reports, args.dry_run)
@@ -233,6 +234,7 @@ def _archive(settings: Settings, args) -> int:
 def _restore(settings: Settings, args) -> None:
     if args.into and args.hold_days is not None:
         raise ConfigError("--hold-days holds a day restored into its live table; --into changes no retention")
+    skip_pandas_probe()
     hold_days = effective_operations().restore_hold_days if args.hold_days is None else args.hold_days
     (entry,) = effective_entries(args.source, args.table, include_disabled=True)[:1]
     with source_connection(settings, args.source, "owner") as conn:

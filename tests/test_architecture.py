@@ -111,3 +111,29 @@ def test_no_import_cycles_inside_forge_assets():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_engine_leaves_pandas_unimported_after_skip_pandas_probe():
+    """`forge-assets archive` and `restore` keep pyarrow from importing pandas (~30 MB of peak RSS): after
+    `skip_pandas_probe`, hashing and binary-COPY encoding of every column kind import no pandas, and pyarrow
+    still gives pandas to a caller that asks for it."""
+    script = (
+        "import sys\n"
+        "import pyarrow as pa\n"
+        "from forge_assets.retention.stream import skip_pandas_probe\n"
+        "skip_pandas_probe()\n"
+        "from forge_assets.retention import content, load\n"
+        "kinds = {'text': pa.array(['x', None]), 'bigint': pa.array([1, None]),\n"
+        "         'double precision': pa.array([1.5, None]), 'boolean': pa.array([True, None]),\n"
+        "         'timestamp with time zone': pa.array([0, None], pa.timestamp('us', tz='UTC'))}\n"
+        "for pg_type, column in kinds.items():\n"
+        "    content.column_hashes(column, pg_type, 1)\n"
+        "assert len(load._binary_rows(pa.RecordBatch.from_arrays(list(kinds.values()), list(kinds)))) > 0\n"
+        "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
+        "assert pa.table({'a': [1]}).to_pandas().shape == (1, 1)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=PACKAGE.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"

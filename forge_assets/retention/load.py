@@ -37,7 +37,7 @@ _BINARY_TYPES = {"smallint", "integer", "bigint", "real", "double precision", "b
                  "timestamp with time zone", "timestamp without time zone"}
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
-_NULL = pa.scalar(b"\xff\xff\xff\xff", pa.binary())
+_NULL_FIELD = b"\xff\xff\xff\xff"  # a NULL in binary COPY: length -1
 _TS_EPOCH_2000 = 946_684_800_000_000  # µs from 1970 to 2000 (PostgreSQL's epoch)
 _INT64 = np.iinfo(np.int64)
 
@@ -112,7 +112,7 @@ def _binary_field(column: pa.Array) -> pa.Array:
         out = _fixed(np.asarray(column.fill_null(False), dtype=np.int8), 1)
     else:  # integers and floats, as wide as PostgreSQL's (the file's type follows the column's)
         out = _fixed(np.asarray(column.fill_null(0)), kind.bit_width // 8)
-    return pc.if_else(column.is_null(), _NULL, out) if column.null_count else out
+    return pc.if_else(column.is_null(), pa.scalar(_NULL_FIELD, pa.binary()), out) if column.null_count else out
 
 
 def file_batches(path: Path, names: list[str]):
