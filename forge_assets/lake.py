@@ -12,19 +12,22 @@ as a local copy), so callers never care where the lake is.
 On an object store (through obstore, whose `put(mode="create")` is a conditional `If-None-Match: *` PUT) a
 file is written to a local spool file first and published by ONE PUT: the object appears complete or not at
 all (a failed PUT leaves nothing; there is no stream that an exception could close into a truncated object),
-and an archive file or marker is never overwritten. Reads download to a local temporary file (bounded memory),
-so every check reads the bytes the store holds. Credentials and endpoint come only from the provider's
+and an archive file or marker is never overwritten. An archive file is verified on its spool file while it
+uploads, then streamed back from the store, which must hold the same bytes (size and SHA-256). Reads download
+to a local temporary file (bounded memory), so every check reads the bytes the store holds. Credentials and endpoint come only from the provider's
 environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... / GOOGLE_* / AZURE_*), never from forge_assets.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
 from functools import cache
@@ -236,8 +239,8 @@ def publish(temporary: Path, path: Location, create_only: bool = False) -> int:
         with _request("write", path):
             if size <= SINGLE_PUT_BYTES:
                 try:
-                    obstore.put(_store(path.bucket), path.key, Path(temporary),
-                                mode="create" if create_only else "overwrite")
+                    with _mapped(Path(temporary), size) as data:
+                        obstore.put(_store(path.bucket), path.key, data, mode="create" if create_only else "overwrite")
                 except (AlreadyExistsError, PreconditionError):
                     raise LakeFileExists(f"{path} already exists in the object store; it is never overwritten") from None
                 return size
@@ -252,6 +255,60 @@ def publish(temporary: Path, path: Location, create_only: bool = False) -> int:
     os.replace(temporary, path)
     fsync_directory(path.parent)
     return size
+
+
+@contextmanager
+def _mapped(path: Path, size: int) -> Iterator[memoryview | bytes]:
+    """A file's bytes for a single PUT, memory-mapped: obstore takes a buffer without copying it, where a
+    path is read into two copies (a 17 MB archive file: 17 MB more peak RSS against 32 MB)."""
+    if not size:
+        yield b""
+        return
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped, \
+            memoryview(mapped) as view:
+        yield view
+
+
+def publish_verified(temporary: Path, path: Location, verify: Callable[[Path], None]) -> tuple[int, str]:
+    """Publish a new file create-only once `verify(temporary)` has passed; return its size and the SHA-256 of
+    the bytes the lake holds. Local: verify, then rename. Object store: the upload runs while `verify` reads
+    the spool, then the object is read back from the store and must have the spool's size and SHA-256, so
+    the store holds exactly the bytes that were verified. When `verify` fails, its error is raised once the
+    upload has ended (a completed object is the caller's to remove, as after any failed run)."""
+    if not isinstance(path, ObjectPath):
+        verify(temporary)
+        digest = _sha256_of_file(temporary)
+        return publish(temporary, path, create_only=True), digest
+    with ThreadPoolExecutor(1, thread_name_prefix="forge-upload") as uploads:
+        upload = uploads.submit(publish, temporary, path, create_only=True)
+        verify(temporary)  # an error here waits for the upload (the executor's exit), then propagates
+        digest = _sha256_of_file(temporary)
+        size = upload.result()
+    stored = stored_digest(path)
+    if stored != (size, digest):
+        raise LakeStoreError(f"{path}: the store holds {stored[0]} bytes with SHA-256 {stored[1]}, not the "
+                             f"{size} bytes verified (SHA-256 {digest})")
+    return size, digest
+
+
+def stored_digest(path: ObjectPath) -> tuple[int, str]:
+    """The size and SHA-256 of an object's bytes, streamed from the store (nothing written locally)."""
+    import obstore
+
+    digest, size = hashlib.sha256(), 0
+    with _request("read", path):
+        for chunk in obstore.get(_store(path.bucket), path.key).stream(min_chunk_size=1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_parquet_atomic(table: pa.Table, path: Location) -> int:
@@ -380,10 +437,5 @@ def local_copy(path: Location) -> Iterator[Path]:
 
 def sha256_of(path: Location) -> str:
     """The SHA-256 of a file's bytes, hex (an object's: as read from the store)."""
-    with local_copy(path) as local:
-        digest = hashlib.sha256()
-        with open(local, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
+    return stored_digest(path)[1] if isinstance(path, ObjectPath) else _sha256_of_file(Path(path))
 

@@ -31,7 +31,6 @@ from forge_assets.db import drop_source_databases
 from forge_assets.lake import LakeFileExists, ObjectPath
 from forge_assets.quality.integrity import archive_integrity
 from forge_assets.resources.parquet_lake import ParquetLake
-from forge_assets.retention import engine, stream
 from forge_assets.retention.catalog import entries
 from forge_assets.retention.engine import archive_day, overdue_days, restore_day
 from forge_assets.retention.ownership import MARKER, LakeOwnershipError, Ledger, claim_lake, ledger_of
@@ -182,13 +181,13 @@ def test_the_store_dying_at_the_upload_is_one_line_and_purges_nothing(hist, seaw
     day = next(event_days)
     with conn_to(hist, "orchestry") as conn:
         before = content(conn, EVENTS)
-    publish = stream.publish
+    publish = lake.publish
 
     def killed_then_publish(temporary, path, **kwargs):
         seaweed.kill()  # the store goes away with the file spooled and the PUT about to start
         return publish(temporary, path, **kwargs)
 
-    monkeypatch.setattr(stream, "publish", killed_then_publish)
+    monkeypatch.setattr(lake, "publish", killed_then_publish)
     try:
         code, stderr = archive_cli(hist, day, capsys, monkeypatch)
     finally:
@@ -198,7 +197,7 @@ def test_the_store_dying_at_the_upload_is_one_line_and_purges_nothing(hist, seaw
     with conn_to(hist, "orchestry") as conn:
         assert content(conn, EVENTS) == before
     assert objects(seaweed.client(), BUCKET, day_prefix(hist, day)) == {} and ledger_rows(hist, day) == []
-    monkeypatch.setattr(stream, "publish", publish)
+    monkeypatch.setattr(lake, "publish", publish)
     with conn_to(hist, "orchestry") as conn:  # the next run archives the day
         assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
 
@@ -211,13 +210,13 @@ def test_the_store_dying_before_the_read_back_is_one_line_and_the_next_run_sweep
     day = next(event_days)
     with conn_to(hist, "orchestry") as conn:
         before = content(conn, EVENTS)
-    read_back = engine.local_copy
+    read_back = lake.stored_digest
 
     def killed_then_read(path):
         seaweed.kill()
         return read_back(path)
 
-    monkeypatch.setattr(engine, "local_copy", killed_then_read)
+    monkeypatch.setattr(lake, "stored_digest", killed_then_read)
     try:
         code, stderr = archive_cli(hist, day, capsys, monkeypatch)
     finally:
@@ -226,7 +225,37 @@ def test_the_store_dying_before_the_read_back_is_one_line_and_the_next_run_sweep
     with conn_to(hist, "orchestry") as conn:
         assert content(conn, EVENTS) == before
     assert len(keys(seaweed.client(), day_prefix(hist, day))) == 1 and ledger_rows(hist, day) == []
-    monkeypatch.setattr(engine, "local_copy", read_back)
+    monkeypatch.setattr(lake, "stored_digest", read_back)
+    with conn_to(hist, "orchestry") as conn:
+        assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
+    ((path, *_),) = ledger_rows(hist, day)
+    assert keys(seaweed.client(), day_prefix(hist, day)) == [lake.ledgered_file(hist.lake_root, path).key]
+
+
+@seaweed_needed
+def test_an_object_that_is_not_the_verified_file_purges_nothing(hist, seaweed, event_days, capsys, monkeypatch):
+    """The file is verified on the spool while it uploads; the store's copy must then hash the same. Here the
+    object is replaced after the upload (the same size, one byte changed): one line, nothing purged, nothing
+    ledgered, and the next run archives the day."""
+    day = next(event_days)
+    with conn_to(hist, "orchestry") as conn:
+        before = content(conn, EVENTS)
+    read_back = lake.stored_digest
+
+    def altered_then_read(path):
+        client = seaweed.client()
+        data = bytearray(client.get_object(Bucket=BUCKET, Key=path.key)["Body"].read())
+        data[len(data) // 2] ^= 0xFF
+        client.put_object(Bucket=BUCKET, Key=path.key, Body=bytes(data))
+        return read_back(path)
+
+    monkeypatch.setattr(lake, "stored_digest", altered_then_read)
+    code, stderr = archive_cli(hist, day, capsys, monkeypatch)
+    assert code == 2 and len(stderr) == 1 and "SHA-256" in stderr[0] and "nothing was deleted" in stderr[0], stderr
+    with conn_to(hist, "orchestry") as conn:
+        assert content(conn, EVENTS) == before
+    assert ledger_rows(hist, day) == []
+    monkeypatch.setattr(lake, "stored_digest", read_back)
     with conn_to(hist, "orchestry") as conn:
         assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
     ((path, *_),) = ledger_rows(hist, day)

@@ -47,7 +47,6 @@ from forge_assets.lake import (
     location,
     remove_empty_directory,
     remove_file,
-    sha256_of,
 )
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention import content, preflight
@@ -59,6 +58,7 @@ from forge_assets.retention.holds import held_days
 from forge_assets.retention.load import copy_file, file_batches, identity, load_beside
 from forge_assets.retention.ownership import Ledger, check_owner, ledger_of
 from forge_assets.retention.stream import (
+    Exported,
     Unrepresentable,
     export_conninfo,
     export_to_parquet,
@@ -673,35 +673,43 @@ class _Export:
         texts = [(content.hashed_query(self.columns, q) if hashed else q).as_string(self.conn) for q in queries]
         conninfo = export_conninfo(self.conn)
         columns = list(self.columns)
+        in_file: list[content.Checksum | None] = []
+
+        def verify(file: Path, exported: Exported) -> None:
+            """The written file holds the rows sent (key checksum) and the values PostgreSQL hashed (content
+            checksum); on an object store it is checked while it uploads, and the store's copy must then
+            have its SHA-256 (lake.publish_verified)."""
+            if hashed:
+                rows, checksum, found = content.read_back(file, columns, entry.key_columns)
+            else:
+                (rows, checksum), found = reread(file, entry.key_columns), None
+            if (rows, checksum) != (exported.rows, exported.checksum):
+                raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum "
+                                     f"{checksum:x}, expected {exported.rows} / {exported.checksum:x}")
+            in_postgres = content.Checksum(exported.rows, exported.hashes) if hashed else None
+            if found != in_postgres:
+                raise RetentionError(f"{entry.key} {day}: {path.name} holds other values than PostgreSQL "
+                                     f"(content checksum {found.hex()} read back, {in_postgres.hex()} in "
+                                     "PostgreSQL); nothing deleted")
+            in_file.append(found)
+
         while True:
             try:
                 exported = export_to_parquet(conninfo, self.snapshot, texts, schema_of(columns), entry.key_columns,
-                                             path, content.HASH_COLUMN if hashed else None)
+                                             path, content.HASH_COLUMN if hashed else None, verify)
                 break
             except Unrepresentable as exc:  # e.g. numeric NaN in a decimal column: keep that column as text
                 columns = [ArchiveColumn(c.name, c.pg_type, content.TEXT) if c.name == exc.column else c
                            for c in columns]
         if exported.rows == 0:
             return []
-        with local_copy(path) as copy:  # on an object store: the bytes the store holds, downloaded once
-            if hashed:
-                rows, checksum, in_file = content.read_back(copy, columns, entry.key_columns)
-            else:
-                (rows, checksum), in_file = reread(copy, entry.key_columns), None
-            sha256 = sha256_of(copy)
-        if (rows, checksum) != (exported.rows, exported.checksum):
-            raise RetentionError(f"{entry.key} {day}: {path.name} reads back {rows} rows / checksum {checksum:x}, "
-                                 f"expected {exported.rows} / {exported.checksum:x}")
-        in_postgres = content.Checksum(exported.rows, exported.hashes) if hashed else None
-        if in_file != in_postgres:
-            raise RetentionError(f"{entry.key} {day}: {path.name} holds other values than PostgreSQL "
-                                 f"(content checksum {in_file.hex()} read back, {in_postgres.hex()} in PostgreSQL); "
-                                 "nothing deleted")
-        self.rows += rows
+        self.rows += exported.rows
         self.bytes += exported.bytes
         relative = str(path.relative_to(self.lake_root))
-        _ledger(self.conn, entry, day, self.run_id, relative, rows, exported.bytes, f"{checksum:016x}",
-                [c.name for c in columns], in_file.hex() if in_file else None, sha256, schema_of(columns))
+        checksum = in_file[-1]
+        _ledger(self.conn, entry, day, self.run_id, relative, exported.rows, exported.bytes,
+                f"{exported.checksum:016x}", [c.name for c in columns], checksum.hex() if checksum else None,
+                exported.sha256, schema_of(columns))
         return [relative]
 
 

@@ -20,9 +20,9 @@ import queue
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import adbc_driver_manager
@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg.conninfo import make_conninfo
 
-from forge_assets.lake import publish, temporary_sibling
+from forge_assets.lake import publish, publish_verified, temporary_sibling
 
 # Archive files favour write speed: zstd level 1 without dictionaries is as small as level 3 with them on
 # job events (18 vs 20 MB for 180k rows) at half the CPU. Memory is mostly the row group being assembled and
@@ -182,6 +182,7 @@ class Exported:
     checksum: int
     bytes: int
     hashes: int = 0
+    sha256: str | None = None  # when verified and published by `publish_verified`
 
 
 def export_conninfo(conn: psycopg.Connection) -> str:
@@ -362,7 +363,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], schema: pa.Schema,
-                      key_columns: tuple[str, ...], path: Path, hash_column: str | None = None) -> Exported:
+                      key_columns: tuple[str, ...], path: Path, hash_column: str | None = None,
+                      verify: Callable[[Path, Exported], None] | None = None) -> Exported:
     """Write the rows `query` returns under `snapshot` into a Parquet file at `path` (several queries:
     their rows together, read in parallel).
 
@@ -370,53 +372,68 @@ def export_to_parquet(conninfo: str, snapshot: str, query: str | list[str], sche
     name (its directory is made only then: no rows, no directory; a local spool file for an object store)
     and published create-only (rename, or one conditional PUT) by the lake; nothing is left behind when there
     are no rows or anything fails. `hash_column`: the queries' last column, PostgreSQL's hash of each row (the
-    content checksum), summed into `hashes`, not written.
+    content checksum), summed into `hashes`, not written. `verify(file, exported)` checks the written file
+    before it is published (on an object store: while it uploads; see `publish_verified`); the returned
+    `sha256` is then that of the bytes the lake holds.
     """
-    temporary = None
-    rows = checksum = hashes = 0
+    opened: list[Path] = []  # the temporary file, once the first row group is written
+
+    def open_file() -> Path:
+        opened.append(temporary_sibling(path))
+        return opened[-1]
+
     try:
-        with snapshot_batches(conninfo, snapshot, [query] if isinstance(query, str) else query) as batches:
-            writer = None
-            pending: list[pa.RecordBatch] = []
-            pending_rows = 0
-
-            def open_writer():
-                nonlocal temporary
-                temporary = temporary_sibling(path)
-                return pq.ParquetWriter(temporary, schema, **ARCHIVE_PARQUET)
-
-            try:
-                for batch in batches:
-                    if not batch.num_rows:
-                        continue
-                    if hash_column is not None:
-                        hashes = combine_checksums(hashes, sum_of_hashes(batch.column(hash_column)))
-                        batch = batch.drop_columns([hash_column])
-                    batch = _conform(batch, schema)
-                    rows += batch.num_rows
-                    checksum = combine_checksums(checksum, key_checksum(batch, key_columns))
-                    pending.append(batch)
-                    pending_rows += batch.num_rows
-                    if pending_rows >= ROW_GROUP_ROWS:  # one full row group; the rest waits for the next
-                        writer = writer or open_writer()
-                        table = pa.Table.from_batches(pending)
-                        writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
-                        pending = table.slice(ROW_GROUP_ROWS).to_batches()
-                        pending_rows -= ROW_GROUP_ROWS
-                if pending:
-                    writer = writer or open_writer()
-                    writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
-                    pending = []
-            finally:
-                if writer is not None:
-                    writer.close()
+        rows, checksum, hashes = _write_rows(conninfo, snapshot, [query] if isinstance(query, str) else query,
+                                             schema, key_columns, hash_column, open_file)
         if not rows:
             return Exported(0, 0, 0)
-        return Exported(rows, checksum, publish(temporary, path, create_only=True), hashes)  # never overwrites
+        (temporary,) = opened
+        if verify is None:
+            return Exported(rows, checksum, publish(temporary, path, create_only=True), hashes)  # never overwrites
+        exported = Exported(rows, checksum, temporary.stat().st_size, hashes)
+        release_freed_memory()  # the driver's batches, before the file is read back
+        size, sha256 = publish_verified(temporary, path, lambda file: verify(file, exported))
+        return replace(exported, bytes=size, sha256=sha256)
     finally:
-        if temporary is not None:
+        for temporary in opened:
             temporary.unlink(missing_ok=True)
         release_freed_memory()
+
+
+def _write_rows(conninfo: str, snapshot: str, queries: list[str], schema: pa.Schema, key_columns: tuple[str, ...],
+                hash_column: str | None, open_file: Callable[[], Path]) -> tuple[int, int, int]:
+    """Stream the queries' rows into a Parquet file opened (`open_file()`) at the first full row group; return
+    rows, key checksum and the sum of PostgreSQL's row hashes."""
+    rows = checksum = hashes = 0
+    with snapshot_batches(conninfo, snapshot, queries) as batches:
+        writer = None
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        try:
+            for batch in batches:
+                if not batch.num_rows:
+                    continue
+                if hash_column is not None:
+                    hashes = combine_checksums(hashes, sum_of_hashes(batch.column(hash_column)))
+                    batch = batch.drop_columns([hash_column])
+                batch = _conform(batch, schema)
+                rows += batch.num_rows
+                checksum = combine_checksums(checksum, key_checksum(batch, key_columns))
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= ROW_GROUP_ROWS:  # one full row group; the rest waits for the next
+                    writer = writer or pq.ParquetWriter(open_file(), schema, **ARCHIVE_PARQUET)
+                    table = pa.Table.from_batches(pending)
+                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                    pending = table.slice(ROW_GROUP_ROWS).to_batches()
+                    pending_rows -= ROW_GROUP_ROWS
+            if pending:
+                writer = writer or pq.ParquetWriter(open_file(), schema, **ARCHIVE_PARQUET)
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=ROW_GROUP_ROWS)
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows, checksum, hashes
 
 
 def reread(path: Path, key_columns: tuple[str, ...]) -> tuple[int, int]:
