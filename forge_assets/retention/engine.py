@@ -6,9 +6,10 @@ neither, and no archive file is ever deleted once ledgered. A run holds an advis
 then works in one REPEATABLE READ transaction whose every lock and DDL statement waits at most
 `LOCK_TIMEOUT`: partitions that hold only the day's rows are locked against writers first, then the
 transaction's snapshot is exported (`pg_export_snapshot()`) and the rows it sees are streamed into Parquet
-by connections that import it (stream.py). Each file is fsynced, renamed into place and read back (row
-count and key checksum, and the content checksum of every archived column, which PostgreSQL computes over
-the same rows under the same snapshot). Only then does the transaction delete the day's remaining rows with
+by connections that import it (stream.py). Each file is read back (row count and key checksum, and the
+content checksum of every archived column, which PostgreSQL computes over the same rows under the same
+snapshot), then fsynced and renamed into place (on an object store: uploaded while it is read back, then
+its SHA-256 in the store must be the verified file's: lake.publish_verified). Only then does the transaction delete the day's remaining rows with
 the same predicate under the same snapshot (so exactly the exported rows: rows committed later are
 invisible to it, and a row changed meanwhile makes the DELETE fail), check that it deleted as many rows as
 it exported, detach and drop the exported partitions, write the ledger and COMMIT. Anything that fails
