@@ -326,3 +326,31 @@ def test_partitions_read_in_parallel_ranges_archive_every_row_once(db, monkeypat
     assert result.partitions_dropped and result.rows == len(keys) > 0
     archived = pa.concat_tables(pq.read_table(db.lake_root / f, columns=["id", "job_id"]) for f in result.files)
     assert sorted(zip(*(archived[c].to_pylist() for c in ("id", "job_id")), strict=True)) == keys
+
+
+def test_the_restore_encoder_thread_hands_over_its_error_and_stops_with_the_copy():
+    """Binary restore encodes the next batches on a thread: its failure (a file that cannot be decoded)
+    is raised where the COPY runs, and when the COPY stops early the thread stops too (no thread left)."""
+    from forge_assets.retention.load import _ahead
+
+    def failing():
+        yield 1
+        yield 2
+        raise OSError("the file cannot be decoded")
+
+    received = []
+    with pytest.raises(OSError, match="cannot be decoded"), _ahead(failing()) as items:
+        received.extend(items)
+    assert received == [1, 2]
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    with _ahead(endless(), depth=2) as items:
+        assert next(items) == 0
+    assert len(produced) <= 4
+    assert not [t for t in threading.enumerate() if t.name == "forge-restore-encode"]

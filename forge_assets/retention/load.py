@@ -5,7 +5,7 @@ The COPY itself is mostly PostgreSQL's work (heap, WAL and index inserts: with t
 took the server as long as CSV). On the client, files whose columns are all integers, floats, booleans,
 timestamps or text travel as binary COPY built from Arrow in C (pyarrow compute): half the client CPU of
 writing CSV (0.58 s against 1.24 s for a 200k-row job-event day), which on a shared machine is CPU the
-server gets back; any other type (numeric, jsonb, arrays, ...) or a column whose type changed travels as
+server gets back, and built on a thread while the previous batches are sent; any other type (numeric, jsonb, arrays, ...) or a column whose type changed travels as
 CSV, which PostgreSQL parses with each type's input function. What a restore adds around it is kept small: when
 the day already holds rows, only those rows' whole-row identities are noted before the COPY, and afterwards
 only rows whose key matches one of them are compared, so a restore next to a few live rows costs about what
@@ -15,7 +15,12 @@ already there, as a multiset.
 
 from __future__ import annotations
 
+import queue
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,7 @@ from forge_assets.retention.content import as_postgres_input
 from forge_assets.retention.stream import release_freed_memory
 
 _BATCH_ROWS = 8_192
+_AHEAD = 2  # encoded batches (~3.5 MB each for job events) waiting for the COPY
 _PRESENT = sql.Identifier("forge_present")
 _STAGING = sql.Identifier("forge_restore")
 # PostgreSQL types whose binary COPY form is built here from the archived Arrow column.
@@ -60,22 +66,78 @@ def _binary_ready(field: pa.Field, target_type: str | None) -> bool:
 
 
 def _copy_binary(conn: psycopg.Connection, table: str, path: Path, names: list[str]) -> int:
-    parquet = pq.ParquetFile(path)
+    """Binary COPY of the file's rows; a thread decodes and encodes the next batches (Arrow, without the GIL)
+    while this one sends: a 200k-row job-event day 1.5-1.6 s -> 1.2-1.3 s."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names)))
     rows = 0
     try:
-        with conn.cursor().copy(statement) as copy:
+        with conn.cursor().copy(statement) as copy, _ahead(_encoded_batches(path, names)) as encoded:
             copy.write(_HEADER)
-            for group in range(parquet.metadata.num_row_groups):
-                for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
-                        max_chunksize=_BATCH_ROWS):
-                    copy.write(_binary_rows(batch))
-                    rows += batch.num_rows
+            for count, data in encoded:
+                copy.write(data)
+                rows += count
             copy.write(_TRAILER)
     finally:
         release_freed_memory()
     return rows
+
+
+def _encoded_batches(path: Path, names: list[str]) -> Iterator[tuple[int, memoryview]]:
+    """(rows, binary COPY bytes) of the file's batches, one row group decoded at a time."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.metadata.num_row_groups):
+        for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
+                max_chunksize=_BATCH_ROWS):
+            yield batch.num_rows, _binary_rows(batch)
+
+
+@contextmanager
+def _ahead(items: Iterator, depth: int = _AHEAD) -> Iterator[Iterator]:
+    """`items`, produced by a thread at most `depth` ahead of the consumer (bounded memory); the producer's
+    error is raised in the consumer, and the producer stops when the consumer does."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(_Failed(exc))
+
+    def consume() -> Iterator:
+        while (item := buffer.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    producer = threading.Thread(target=produce, name="forge-restore-encode", daemon=True)
+    producer.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        producer.join()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
 
 
 def _binary_rows(batch: pa.RecordBatch) -> memoryview:
