@@ -32,26 +32,28 @@ LEDGER_QUERY = (
 )
 
 
-def _file_problem(root: Path, entry: TableEntry, relative: str, rows: int, checksum: str | None,
-                  sha256: str | None = None) -> str | None:
+def _file_problem(stack: ExitStack, root: Path, entry: TableEntry, relative: str, rows: int, checksum: str | None,
+                  sha256: str | None = None) -> tuple[str | None, Path | None]:
+    """What is wrong with one ledgered file (None: nothing), and its local copy for the day's other checks (an
+    object: its bytes read back from the store once, kept until `stack` closes)."""
     try:
         path = ledgered_file(root, relative)
     except LakePathError as exc:
-        return f"{relative}: {exc}"
+        return f"{relative}: {exc}", None
     try:
         if not file_exists(path):
-            return f"{relative}: missing"
-        with local_copy(path) as copy:  # an object: its bytes read back from the store
-            found_rows, found_checksum = reread(copy, entry.key_columns)
-            if found_rows != rows:
-                return f"{relative}: {found_rows} rows, ledger says {rows}"
-            if checksum is not None and f"{found_checksum:016x}" != checksum:
-                return f"{relative}: key checksum {found_checksum:016x}, ledger says {checksum}"
-            if sha256 is not None and sha256_of(copy) != sha256:
-                return f"{relative}: its bytes changed since it was archived (SHA-256 differs from the ledger's)"
+            return f"{relative}: missing", None
+        copy = stack.enter_context(local_copy(path))
+        found_rows, found_checksum = reread(copy, entry.key_columns)
+        if found_rows != rows:
+            return f"{relative}: {found_rows} rows, ledger says {rows}", None
+        if checksum is not None and f"{found_checksum:016x}" != checksum:
+            return f"{relative}: key checksum {found_checksum:016x}, ledger says {checksum}", None
+        if sha256 is not None and sha256_of(copy) != sha256:
+            return f"{relative}: its bytes changed since it was archived (SHA-256 differs from the ledger's)", None
     except LakeStoreError as exc:
-        return f"{relative}: unreadable ({exc})"
-    return None
+        return f"{relative}: unreadable ({exc})", None
+    return None, copy
 
 
 def _row_hashes(path: Path, names: list[str], types: dict[str, str]) -> Iterator[tuple[pa.Table, np.ndarray]]:
@@ -67,15 +69,9 @@ def _pg_types(path: Path) -> dict[str, str]:
     return {f.name: (f.metadata or {}).get(b"pg_type", b"text").decode() for f in pq.read_schema(path)}
 
 
-def _repeated_rows(root: Path, entry: TableEntry, day: date, paths: list[str]) -> tuple[int, list[str]]:
+def _repeated_in(files: list[Path], entry: TableEntry, day: date) -> tuple[int, list[str]]:
     """Rows identical (over the columns the day's files share) in more than one file of the day: how many
     copies are extra, and the keys of a few. Memory: one 64-bit hash and a file number per row of the day."""
-    with ExitStack() as stack:  # each object downloaded once, to a spool file (a local file is used in place)
-        files = [stack.enter_context(local_copy(ledgered_file(root, p))) for p in paths]
-        return _repeated_in(files, entry, day)
-
-
-def _repeated_in(files: list[Path], entry: TableEntry, day: date) -> tuple[int, list[str]]:
     types = [_pg_types(f) for f in files]
     names = [n for n in types[0] if all(n in t for t in types[1:])]
     hashes, owners = [], []
@@ -114,19 +110,25 @@ def archive_integrity(conn: psycopg.Connection, entry: TableEntry, lake_root: Pa
     except psycopg.Error as exc:
         return broken(check, text, ENGINE, exc, time.perf_counter() - started)
     root = location(lake_root)
-    problems = [p for day, path, rows, checksum, sha256 in ledger
-                if (p := _file_problem(root, entry, path, rows, checksum, sha256)) is not None]
-    failing = len(problems)
-    by_day: dict[date, list[str]] = {}
-    for day, path, *_ in ledger:
-        by_day.setdefault(day, []).append(path)
-    bad = {p.split(":", 1)[0] for p in problems}
-    for day, paths in by_day.items():
-        readable = [p for p in paths if p not in bad]
-        if len(readable) > 1:
-            extra, shown = _repeated_rows(root, entry, day, readable)
-            failing += extra
-            problems.extend(shown)
+    by_day: dict[date, list[tuple]] = {}
+    for day, *file in ledger:
+        by_day.setdefault(day, []).append(file)
+    problems, repeats, failing = [], [], 0
+    for day, files in by_day.items():
+        with ExitStack() as stack:  # each object downloaded once, to a spool file (a local file is used in place)
+            readable = []
+            for file in files:
+                problem, copy = _file_problem(stack, root, entry, *file)
+                if problem is None:
+                    readable.append(copy)
+                else:
+                    problems.append(problem)
+                    failing += 1
+            if len(readable) > 1:
+                extra, shown = _repeated_in(readable, entry, day)
+                failing += extra
+                repeats.extend(shown)
+    problems.extend(repeats)
     rows = sum(count for _, _, count, *_ in ledger)  # rows_checked: the rows reread, not the files
     return Outcome(check=check, passed=failing == 0, failing=failing, total=rows, query=text, engine=ENGINE,
                    samples=tuple(problems[:MAX_SAMPLES]), seconds=time.perf_counter() - started,
