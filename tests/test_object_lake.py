@@ -202,6 +202,14 @@ def test_the_store_dying_at_the_upload_is_one_line_and_purges_nothing(hist, seaw
         assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
 
 
+def the_next_run_archives_the_day_alone(hist, seaweed, day) -> None:
+    """The day archives on the next run, and its folder then holds only that run's ledgered object."""
+    with conn_to(hist, "orchestry") as conn:
+        assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
+    ((path, *_),) = ledger_rows(hist, day)
+    assert keys(seaweed.client(), day_prefix(hist, day)) == [lake.ledgered_file(hist.lake_root, path).key]
+
+
 @seaweed_needed
 def test_the_store_dying_before_the_read_back_is_one_line_and_the_next_run_sweeps_the_upload(
         hist, seaweed, event_days, capsys, monkeypatch):
@@ -226,10 +234,7 @@ def test_the_store_dying_before_the_read_back_is_one_line_and_the_next_run_sweep
         assert content(conn, EVENTS) == before
     assert len(keys(seaweed.client(), day_prefix(hist, day))) == 1 and ledger_rows(hist, day) == []
     monkeypatch.setattr(lake, "stored_digest", read_back)
-    with conn_to(hist, "orchestry") as conn:
-        assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
-    ((path, *_),) = ledger_rows(hist, day)
-    assert keys(seaweed.client(), day_prefix(hist, day)) == [lake.ledgered_file(hist.lake_root, path).key]
+    the_next_run_archives_the_day_alone(hist, seaweed, day)
 
 
 @seaweed_needed
@@ -256,10 +261,7 @@ def test_an_object_that_is_not_the_verified_file_purges_nothing(hist, seaweed, e
         assert content(conn, EVENTS) == before
     assert ledger_rows(hist, day) == []
     monkeypatch.setattr(lake, "stored_digest", read_back)
-    with conn_to(hist, "orchestry") as conn:
-        assert archive_day(conn, EVENTS, day, hist.lake_root, NOW).rows > 0
-    ((path, *_),) = ledger_rows(hist, day)
-    assert keys(seaweed.client(), day_prefix(hist, day)) == [lake.ledgered_file(hist.lake_root, path).key]
+    the_next_run_archives_the_day_alone(hist, seaweed, day)
 
 
 @seaweed_needed

@@ -32,7 +32,7 @@ from psycopg import sql
 
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention.content import as_postgres_input
-from forge_assets.retention.stream import release_freed_memory
+from forge_assets.retention.stream import put_unless_stopped, release_freed_memory
 
 _BATCH_ROWS = 8_192
 _AHEAD = 2  # encoded batches (~3.5 MB each for job events) waiting for the COPY
@@ -100,13 +100,7 @@ def _ahead(items: Iterator, depth: int = _AHEAD) -> Iterator[Iterator]:
     stop = threading.Event()
 
     def offer(item) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(buffer, item, stop)
 
     def produce() -> None:
         try:

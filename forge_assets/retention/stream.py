@@ -253,6 +253,18 @@ class _Reader:
             self.connection.close()  # the read-only transaction ends with the session
 
 
+def put_unless_stopped(buffer: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put `item` into a bounded queue for a consumer thread, waiting while it is full; False (not put) once
+    `stop` is set, so a producer never blocks on a consumer that has gone."""
+    while not stop.is_set():
+        try:
+            buffer.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 @contextmanager
 def snapshot_batches(conninfo: str, snapshot: str, queries: list[str]) -> Iterator[Iterator[pa.RecordBatch]]:
     """Record batches of `queries` as seen by `snapshot`, each query read by its own connection and thread.
@@ -267,13 +279,7 @@ def snapshot_batches(conninfo: str, snapshot: str, queries: list[str]) -> Iterat
     stop, finished = threading.Event(), threading.Event()
 
     def offer(item) -> bool:
-        while not stop.is_set():
-            try:
-                batches.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(batches, item, stop)
 
     def consume() -> Iterator[pa.RecordBatch]:
         running = len(readers)
