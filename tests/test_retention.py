@@ -328,10 +328,11 @@ def test_partitions_read_in_parallel_ranges_archive_every_row_once(db, monkeypat
     assert sorted(zip(*(archived[c].to_pylist() for c in ("id", "job_id")), strict=True)) == keys
 
 
-def test_the_restore_encoder_thread_hands_over_its_error_and_stops_with_the_copy():
-    """Binary restore encodes the next batches on a thread: its failure (a file that cannot be decoded)
-    is raised where the COPY runs, and when the COPY stops early the thread stops too (no thread left)."""
-    from forge_assets.retention.load import _ahead
+def test_work_done_ahead_on_a_thread_hands_over_its_error_and_stops_with_its_consumer():
+    """Restore encodes the next batches on a thread (`stream.ahead`): its failure (a file that cannot be
+    decoded) is raised in the consumer (the COPY), and when the consumer stops early the thread stops too (no
+    thread left)."""
+    from forge_assets.retention.stream import ahead
 
     def failing():
         yield 1
@@ -339,7 +340,7 @@ def test_the_restore_encoder_thread_hands_over_its_error_and_stops_with_the_copy
         raise OSError("the file cannot be decoded")
 
     received = []
-    with pytest.raises(OSError, match="cannot be decoded"), _ahead(failing()) as items:
+    with pytest.raises(OSError, match="cannot be decoded"), ahead(failing(), "forge-restore-encode") as items:
         received.extend(items)
     assert received == [1, 2]
 
@@ -350,7 +351,7 @@ def test_the_restore_encoder_thread_hands_over_its_error_and_stops_with_the_copy
             produced.append(len(produced))
             yield produced[-1]
 
-    with _ahead(endless(), depth=2) as items:
+    with ahead(endless(), "forge-restore-encode", depth=2) as items:
         assert next(items) == 0
     assert len(produced) <= 4
     assert not [t for t in threading.enumerate() if t.name == "forge-restore-encode"]

@@ -15,12 +15,8 @@ already there, as a multiset.
 
 from __future__ import annotations
 
-import queue
 import struct
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +28,7 @@ from psycopg import sql
 
 from forge_assets.pgcopy import copy_rows
 from forge_assets.retention.content import as_postgres_input
-from forge_assets.retention.stream import put_unless_stopped, release_freed_memory
+from forge_assets.retention.stream import ahead, release_freed_memory
 
 _BATCH_ROWS = 8_192
 _AHEAD = 2  # encoded batches (~3.5 MB each for job events) waiting for the COPY
@@ -72,7 +68,8 @@ def _copy_binary(conn: psycopg.Connection, table: str, path: Path, names: list[s
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names)))
     rows = 0
     try:
-        with conn.cursor().copy(statement) as copy, _ahead(_encoded_batches(path, names)) as encoded:
+        with conn.cursor().copy(statement) as copy, \
+                ahead(_encoded_batches(path, names), "forge-restore-encode", _AHEAD) as encoded:
             copy.write(_HEADER)
             for count, data in encoded:
                 copy.write(data)
@@ -92,46 +89,6 @@ def _encoded_batches(path: Path, names: list[str]) -> Iterator[tuple[int, memory
             yield batch.num_rows, _binary_rows(batch)
 
 
-@contextmanager
-def _ahead(items: Iterator, depth: int = _AHEAD) -> Iterator[Iterator]:
-    """`items`, produced by a thread at most `depth` ahead of the consumer (bounded memory); the producer's
-    error is raised in the consumer, and the producer stops when the consumer does."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(item) -> bool:
-        return put_unless_stopped(buffer, item, stop)
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not offer(item):
-                    return
-            offer(_END)
-        except BaseException as exc:  # handed to the consumer, raised there
-            offer(_Failed(exc))
-
-    def consume() -> Iterator:
-        while (item := buffer.get()) is not _END:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-
-    producer = threading.Thread(target=produce, name="forge-restore-encode", daemon=True)
-    producer.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        producer.join()
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
-_END = object()
 
 
 def _binary_rows(batch: pa.RecordBatch) -> memoryview:

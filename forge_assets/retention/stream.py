@@ -266,6 +266,48 @@ def put_unless_stopped(buffer: queue.Queue, item, stop: threading.Event) -> bool
 
 
 @contextmanager
+def ahead(items: Iterator, name: str, depth: int = 2) -> Iterator[Iterator]:
+    """`items`, produced by a thread at most `depth` ahead of the consumer (bounded memory); the producer's
+    error is raised in the consumer, and the producer stops when the consumer does."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item) -> bool:
+        return put_unless_stopped(buffer, item, stop)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(_Failed(exc))
+
+    def consume() -> Iterator:
+        while (item := buffer.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    producer = threading.Thread(target=produce, name=name, daemon=True)
+    producer.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        producer.join()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
+@contextmanager
 def snapshot_batches(conninfo: str, snapshot: str, queries: list[str]) -> Iterator[Iterator[pa.RecordBatch]]:
     """Record batches of `queries` as seen by `snapshot`, each query read by its own connection and thread.
 
