@@ -5,8 +5,9 @@ The COPY itself is mostly PostgreSQL's work (heap, WAL and index inserts: with t
 took the server as long as CSV). On the client, files whose columns are all integers, floats, booleans,
 timestamps or text travel as binary COPY built from Arrow in C (pyarrow compute): half the client CPU of
 writing CSV (0.58 s against 1.24 s for a 200k-row job-event day), which on a shared machine is CPU the
-server gets back, and built on a thread while the previous batches are sent; any other type (numeric, jsonb, arrays, ...) or a column whose type changed travels as
-CSV, which PostgreSQL parses with each type's input function. What a restore adds around it is kept small: when
+server gets back, and built on a thread while the previous batches are sent; any other type (numeric, jsonb,
+arrays, ...) or a column whose type changed travels as CSV, which PostgreSQL parses with each type's input
+function. What a restore adds around it is kept small: when
 the day already holds rows, only those rows' whole-row identities are noted before the COPY, and afterwards
 only rows whose key matches one of them are compared, so a restore next to a few live rows costs about what
 a restore into an empty day does. A row is kept out only when an identical row (every loaded column) was
@@ -81,14 +82,18 @@ def _copy_binary(conn: psycopg.Connection, table: str, path: Path, names: list[s
 
 
 def _encoded_batches(path: Path, names: list[str]) -> Iterator[tuple[int, memoryview]]:
-    """(rows, binary COPY bytes) of the file's batches, one row group decoded at a time."""
+    """(rows, binary COPY bytes) of the file's batches."""
+    for batch in _batches(path, names):
+        yield batch.num_rows, _binary_rows(batch)
+
+
+def _batches(path: Path, names: list[str]) -> Iterator[pa.RecordBatch]:
+    """A file's rows in small batches, one row group decoded at a time on one thread. (iter_batches grew by
+    about 100 B a row read, 640 MB restoring a 5M-row day; threaded reads decode columns ahead.)"""
     parquet = pq.ParquetFile(path)
     for group in range(parquet.metadata.num_row_groups):
-        for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
-                max_chunksize=_BATCH_ROWS):
-            yield batch.num_rows, _binary_rows(batch)
-
-
+        yield from parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
+            max_chunksize=_BATCH_ROWS)
 
 
 def _binary_rows(batch: pa.RecordBatch) -> memoryview:
@@ -129,14 +134,10 @@ def _binary_field(column: pa.Array) -> pa.Array:
 
 
 def file_batches(path: Path, names: list[str]):
-    """A file's rows in small batches, one row group decoded at a time on one thread. (iter_batches grew by
-    about 100 B a row read, 640 MB restoring a 5M-row day; threaded reads decode columns ahead.)"""
-    parquet = pq.ParquetFile(path)
+    """A file's rows in small batches as PostgreSQL's COPY input (CSV path), one row group at a time."""
     try:
-        for group in range(parquet.metadata.num_row_groups):
-            for batch in parquet.read_row_group(group, columns=names, use_threads=False).to_batches(
-                    max_chunksize=_BATCH_ROWS):
-                yield {name: as_postgres_input(batch.column(name)) for name in names}
+        for batch in _batches(path, names):
+            yield {name: as_postgres_input(batch.column(name)) for name in names}
     finally:
         release_freed_memory()
 
