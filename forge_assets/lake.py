@@ -14,8 +14,9 @@ file is written to a local spool file first and published by ONE PUT: the object
 all (a failed PUT leaves nothing; there is no stream that an exception could close into a truncated object),
 and an archive file or marker is never overwritten. An archive file is verified on its spool file while it
 uploads, then streamed back from the store, which must hold the same bytes (size and SHA-256). Reads download
-to a local temporary file (bounded memory), so every check reads the bytes the store holds. Credentials and endpoint come only from the provider's
-environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... / GOOGLE_* / AZURE_*), never from forge_assets.
+to a local temporary file (bounded memory), so every check reads the bytes the store holds. Credentials and
+endpoint come only from the provider's environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... / GOOGLE_* /
+AZURE_*), never from forge_assets.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ transaction's snapshot is exported (`pg_export_snapshot()`) and the rows it sees
 by connections that import it (stream.py). Each file is read back (row count and key checksum, and the
 content checksum of every archived column, which PostgreSQL computes over the same rows under the same
 snapshot), then fsynced and renamed into place (on an object store: uploaded while it is read back, then
-its SHA-256 in the store must be the verified file's: lake.publish_verified). Only then does the transaction delete the day's remaining rows with
-the same predicate under the same snapshot (so exactly the exported rows: rows committed later are
+its SHA-256 in the store must be the verified file's: lake.publish_verified). Only then does the transaction
+delete the day's remaining rows with the same predicate under the same snapshot (so exactly the exported rows: rows committed later are
 invisible to it, and a row changed meanwhile makes the DELETE fail), check that it deleted as many rows as
 it exported, detach and drop the exported partitions, write the ledger and COMMIT. Anything that fails
 before COMMIT rolls back and removes the run's own files; nothing is left to do after COMMIT.
@@ -674,7 +674,6 @@ class _Export:
         texts = [(content.hashed_query(self.columns, q) if hashed else q).as_string(self.conn) for q in queries]
         conninfo = export_conninfo(self.conn)
         columns = list(self.columns)
-        in_file: list[content.Checksum | None] = []
 
         def verify(file: Path, exported: Exported) -> None:
             """The written file holds the rows sent (key checksum) and the values PostgreSQL hashed (content
@@ -692,7 +691,6 @@ class _Export:
                 raise RetentionError(f"{entry.key} {day}: {path.name} holds other values than PostgreSQL "
                                      f"(content checksum {found.hex()} read back, {in_postgres.hex()} in "
                                      "PostgreSQL); nothing deleted")
-            in_file.append(found)
 
         while True:
             try:
@@ -707,10 +705,9 @@ class _Export:
         self.rows += exported.rows
         self.bytes += exported.bytes
         relative = str(path.relative_to(self.lake_root))
-        checksum = in_file[-1]
+        in_file = content.Checksum(exported.rows, exported.hashes).hex() if hashed else None  # verified equal
         _ledger(self.conn, entry, day, self.run_id, relative, exported.rows, exported.bytes,
-                f"{exported.checksum:016x}", [c.name for c in columns], checksum.hex() if checksum else None,
-                exported.sha256, schema_of(columns))
+                f"{exported.checksum:016x}", [c.name for c in columns], in_file, exported.sha256, schema_of(columns))
         return [relative]
 
 
